@@ -1,0 +1,45 @@
+"""runtime.rt: the task model. Run, spawn, join, registry, blocking pool, shutdown."""
+
+from __future__ import annotations
+
+from ._config import RuntimeConfig as RuntimeConfig
+from ._coop import consume_budget as consume_budget
+from ._coop import yield_now as yield_now
+from ._runtime import NoRuntimeError as NoRuntimeError
+from ._runtime import Runtime as Runtime
+from ._runtime import RuntimeStatistics as RuntimeStatistics
+from ._runtime import current as current
+from ._runtime import main as main
+from ._runtime import open_runtime as open_runtime
+from ._runtime import run as run
+from ._runtime import spawn as spawn
+from ._runtime import spawn_blocking as spawn_blocking
+from ._runtime import try_current as try_current
+from ._task import JoinError as JoinError
+from ._task import JoinHandle as JoinHandle
+from ._task import JoinSet as JoinSet
+from ._task import TaskInfo as TaskInfo
+from ._task import TaskState as TaskState
+from ._task import current_task_id as current_task_id
+
+__all__ = [
+    "JoinError",
+    "JoinHandle",
+    "JoinSet",
+    "NoRuntimeError",
+    "Runtime",
+    "RuntimeConfig",
+    "RuntimeStatistics",
+    "TaskInfo",
+    "TaskState",
+    "consume_budget",
+    "current",
+    "current_task_id",
+    "main",
+    "open_runtime",
+    "run",
+    "spawn",
+    "spawn_blocking",
+    "try_current",
+    "yield_now",
+]

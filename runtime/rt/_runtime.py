@@ -1,0 +1,384 @@
+"""The runtime: one owner for every task, service and shutdown.
+
+Shape of a running runtime::
+
+    open_runtime()
+      system nursery        runtime services: signal watcher, grace timer, and whatever
+      |                     higher layers start (timer wheel driver, reactor)
+      +- task nursery       every spawn()ed task, and the body of ``async with`` (main)
+
+Shutdown runs in two steps. First the *shutdown signal* is set: tasks that wait on
+``shutdown_requested()`` start draining. After ``shutdown_grace`` seconds, or at a second
+SIGINT, the task nursery is cancelled. When the task nursery is empty, the system nursery is
+cancelled, so services outlive every task that may use them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar, overload
+
+import attrs
+import trio
+
+from . import _coop
+from ._config import RuntimeConfig
+from ._task import JoinHandle, TaskInfo, _Registry, _start, _Task
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+logger = logging.getLogger("runtime")
+
+_current_runtime: ContextVar[Runtime | None] = ContextVar("runtime_current", default=None)
+
+
+class NoRuntimeError(RuntimeError):
+    """Raised by :func:`current` (and so by ``spawn``) when no runtime is running here."""
+
+
+@attrs.frozen
+class RuntimeStatistics:
+    """Task counts for one runtime.
+
+    Attributes:
+        alive: tasks running now.
+        spawned: tasks started since the runtime started.
+        completed: tasks that returned a value.
+        failed: tasks that raised.
+        cancelled: tasks that were cancelled (aborted or cut off by shutdown).
+        shutting_down: whether a shutdown has started.
+    """
+
+    alive: int
+    spawned: int
+    completed: int
+    failed: int
+    cancelled: int
+    shutting_down: bool
+
+
+@attrs.define(eq=False)
+class _ShutdownState:
+    reason: str
+    started_at: float
+    alive_at_start: int
+    finished_since: int = 0
+    cancelled_since: int = 0
+
+
+class Runtime:
+    """The running runtime. Get it with :func:`current`; create it with :func:`open_runtime`.
+
+    It owns the task nursery (``spawn``), the runtime services, the task registry, the
+    blocking-thread limiter and the shutdown signal.
+    """
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self._registry = _Registry(self)
+        self._blocking_limiter = trio.CapacityLimiter(config.max_blocking_threads)
+        self._shutdown_event = trio.Event()
+        self._shutdown: _ShutdownState | None = None
+        self._task_nursery: trio.Nursery | None = None
+        self._system_nursery: trio.Nursery | None = None
+        self._services: dict[object, object] = {}
+        self._fatal: BaseException | None = None
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def spawn(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None
+    ) -> JoinHandle[T]:
+        """Start ``fn(*args)`` as a task owned by this runtime. See :func:`runtime.spawn`."""
+        nursery = self._task_nursery
+        if nursery is None:
+            raise NoRuntimeError("this runtime has stopped; it can't spawn new tasks")
+        return JoinHandle(_start(nursery, self._registry, fn, args, name))
+
+    def tasks(self) -> list[TaskInfo]:
+        """A snapshot of the live tasks, oldest first."""
+        return [task.info() for task in self._registry.live.values()]
+
+    def statistics(self) -> RuntimeStatistics:
+        """Counts of live, spawned, completed, failed and cancelled tasks."""
+        reg = self._registry
+        return RuntimeStatistics(
+            alive=len(reg.live),
+            spawned=reg.spawned,
+            completed=reg.completed,
+            failed=reg.failed,
+            cancelled=reg.cancelled,
+            shutting_down=self._shutdown is not None,
+        )
+
+    def _task_ended(self, task: _Task) -> None:
+        state = self._shutdown
+        if state is not None:
+            if task.state.value == "cancelled":
+                state.cancelled_since += 1
+            else:
+                state.finished_since += 1
+
+    def _unobserved_failure(self, what: str, error: BaseException) -> None:
+        if self.config.unhandled == "raise":
+            logger.error("%s failed and nobody awaited it; stopping the runtime", what)
+            if self._fatal is None:
+                self._fatal = error
+            self.cancel()
+        else:
+            logger.error("%s failed and nobody awaited it", what, exc_info=error)
+
+    # -- services ------------------------------------------------------------------------
+
+    def service(self, key: object, factory: Callable[[Runtime], S]) -> S:
+        """Get this runtime's instance of a service, creating it on first use.
+
+        Higher layers keep their per-runtime state here (the timer wheel, the reactor)
+        without the runtime importing them. ``factory`` may start background tasks with
+        :meth:`start_system_task`.
+        """
+        try:
+            return self._services[key]  # type: ignore[return-value]
+        except KeyError:
+            value = self._services[key] = factory(self)
+            return value
+
+    def start_system_task(
+        self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
+    ) -> None:
+        """Start a runtime service task. It outlives every spawned task and is cancelled last.
+
+        A service task must not fail; if it does, the runtime stops with its exception.
+        """
+        if self._system_nursery is None:
+            raise NoRuntimeError("this runtime has stopped; it can't start services")
+        self._system_nursery.start_soon(fn, *args, name=name)
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    @property
+    def is_shutting_down(self) -> bool:
+        """True once a shutdown has started."""
+        return self._shutdown is not None
+
+    async def shutdown_requested(self) -> None:
+        """Wait until a shutdown starts. Use it to drain: stop taking work, finish in-flight."""
+        await self._shutdown_event.wait()
+
+    def shutdown(self, grace: float | None = None, *, reason: str = "requested") -> None:
+        """Start a graceful shutdown. Returns at once; the runtime ends when tasks are done.
+
+        Args:
+            grace: Seconds tasks get to finish before they are cancelled. Defaults to
+                ``config.shutdown_grace``. A second call can shorten it, never lengthen it.
+            reason: Said in the log line.
+        """
+        grace = self.config.shutdown_grace if grace is None else grace
+        now = trio.current_time()
+        if self._shutdown is None:
+            self._shutdown = _ShutdownState(reason, now, len(self._registry.live))
+            logger.info(
+                "shutdown started (%s): %d tasks alive, grace %.3gs",
+                reason,
+                self._shutdown.alive_at_start,
+                grace,
+            )
+            self._shutdown_event.set()
+        if self._task_nursery is not None:
+            scope = self._task_nursery.cancel_scope
+            scope.deadline = min(scope.deadline, now + grace)
+
+    def cancel(self) -> None:
+        """Cancel every task now, without a grace period."""
+        if self._shutdown is None:
+            self.shutdown(0.0, reason="cancel")
+        if self._task_nursery is not None:
+            self._task_nursery.cancel_scope.cancel()
+
+    async def _watch_signals(self, *, task_status: trio.TaskStatus[None]) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if self._shutdown is None:
+                    self.shutdown(reason=name)
+                elif signum == signal.SIGINT:
+                    logger.warning("second SIGINT: cancelling every task now")
+                    self.cancel()
+
+    def _log_shutdown_done(self) -> None:
+        state = self._shutdown
+        if state is None:
+            return
+        elapsed = trio.current_time() - state.started_at
+        logger.info(
+            "shutdown complete in %.3fs: %d tasks drained, %d tasks cancelled",
+            elapsed,
+            state.finished_since,
+            state.cancelled_since,
+        )
+
+
+def current() -> Runtime:
+    """The runtime running this code.
+
+    Raises:
+        NoRuntimeError: outside ``runtime.run`` / ``open_runtime``.
+    """
+    rt = _current_runtime.get()
+    if rt is None:
+        raise NoRuntimeError(
+            "no runtime is running here: start one with runtime.run(main) or "
+            "'async with runtime.open_runtime():'"
+        )
+    return rt
+
+
+def try_current() -> Runtime | None:
+    """The runtime running this code, or None."""
+    return _current_runtime.get()
+
+
+def spawn(fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None) -> JoinHandle[T]:
+    """Start ``fn(*args)`` as a task owned by the current runtime.
+
+    The task runs in the runtime's task nursery, so it is cancelled and awaited at shutdown,
+    even if nobody keeps the handle. ``await handle`` gives its value or re-raises its own
+    exception.
+
+    Args:
+        fn: An async function.
+        *args: Positional arguments for ``fn`` (use functools.partial for keywords).
+        name: A name for the registry, logs and ``handle.name``; defaults to ``fn``'s
+            qualified name.
+
+    Raises:
+        NoRuntimeError: outside a runtime.
+    """
+    return current().spawn(fn, *args, name=name)
+
+
+async def spawn_blocking(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking function in a worker thread and return its result.
+
+    Threads are capped by ``RuntimeConfig.max_blocking_threads``; callers beyond the cap wait.
+
+    Cancellation: cancelling the caller abandons the *result*, never the thread's work. Python
+    can't stop a thread, so the function runs to the end, keeps its thread slot until then,
+    and its result or exception is discarded. Don't use it for work that must stop on cancel.
+    """
+    limiter = current()._blocking_limiter
+    return await trio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=True)
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The single leaf of a group nested only by nurseries, or the group itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@asynccontextmanager
+async def open_runtime(config: RuntimeConfig | None = None) -> AsyncIterator[Runtime]:
+    """Start a runtime inside a Trio run that already exists.
+
+    The body of the ``async with`` runs as the runtime's main: leaving the block starts a
+    graceful shutdown, waits for spawned tasks (up to ``shutdown_grace``), then stops the
+    runtime services. An exception from the body cancels every task at once and is
+    re-raised as itself, not wrapped in a group.
+
+    Cancellation: cancelling the enclosing scope cancels every task and service.
+    """
+    config = config or RuntimeConfig()
+    rt = Runtime(config)
+    previous_budget = _coop.set_budget(config.coop_budget)
+    token = _current_runtime.set(rt)
+    error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as system:
+            rt._system_nursery = system
+            if config.handle_signals and threading.current_thread() is threading.main_thread():
+                await system.start(rt._watch_signals)
+            try:
+                async with trio.open_nursery() as tasks:
+                    rt._task_nursery = tasks
+                    try:
+                        yield rt
+                    except BaseException:
+                        if rt._shutdown is None:
+                            rt._shutdown = _ShutdownState("error", trio.current_time(), 0)
+                        raise
+                    rt.shutdown(reason="main returned")
+            finally:
+                rt._task_nursery = None
+                rt._log_shutdown_done()
+                system.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        error = _unwrap(group)
+        if error is group:
+            raise
+    finally:
+        rt._system_nursery = None
+        _current_runtime.reset(token)
+        _coop.set_budget(previous_budget)
+    if error is not None:
+        raise error
+    if rt._fatal is not None:
+        raise rt._fatal
+
+
+def run(
+    main: Callable[..., Awaitable[T]],
+    *args: Any,
+    config: RuntimeConfig | None = None,
+    clock: trio.abc.Clock | None = None,
+) -> T:
+    """Start Trio and a runtime, run ``main(*args)``, shut down cleanly, return main's value.
+
+    Args:
+        main: The program's async entry point.
+        *args: Positional arguments for ``main``.
+        config: Runtime settings; the defaults suit a server.
+        clock: A Trio clock, e.g. ``trio.testing.MockClock`` for tests.
+
+    Raises:
+        Whatever ``main`` raised, as itself.
+    """
+
+    async def _root() -> T:
+        async with open_runtime(config):
+            return await main(*args)
+
+    return trio.run(_root, clock=clock)
+
+
+@overload
+def main(fn: Callable[..., Awaitable[T]], /) -> Callable[..., T]: ...
+@overload
+def main(
+    *, config: RuntimeConfig | None = None
+) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., T]]: ...
+def main(
+    fn: Callable[..., Awaitable[T]] | None = None, /, *, config: RuntimeConfig | None = None
+) -> Any:
+    """Decorator for scripts: ``@runtime.main`` turns ``async def main()`` into a plain function
+    that calls :func:`run`. Use ``@runtime.main(config=...)`` to pass settings."""
+
+    def decorate(f: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+        @functools.wraps(f)
+        def runner(*args: Any) -> T:
+            return run(f, *args, config=config)
+
+        return runner
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

@@ -1,0 +1,441 @@
+"""Tasks with owners: spawn, JoinHandle, JoinSet and the task registry.
+
+A spawned task is a Trio task in a nursery that something owns: the runtime's task nursery for
+``spawn``, the set's own nursery for ``JoinSet.spawn``. So every task is cancelled and awaited
+when its owner ends; there is no such thing as a detached task.
+
+Each task has one ``_Task`` record. It is the registry entry while the task runs, the result
+cell once it ends, and what a ``JoinHandle`` points at. The wrapper that runs the task holds the
+record, never the handle, so a handle that the user drops can be noticed (``__del__``), and a
+failure that nobody can observe any more is logged at once instead of being lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextvars import ContextVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+import trio
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._runtime import Runtime
+
+T = TypeVar("T")
+
+logger = logging.getLogger("runtime.task")
+
+_ids = itertools.count(1)
+_current_task: ContextVar[_Task | None] = ContextVar("runtime_current_task", default=None)
+
+
+class TaskState(enum.Enum):
+    """Where a task is in its life."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@attrs.frozen
+class TaskInfo:
+    """A snapshot of one task, as the registry saw it."""
+
+    id: int
+    name: str
+    parent_id: int | None
+    state: TaskState
+    started_at: float
+    ended_at: float | None
+
+    @property
+    def age(self) -> float:
+        """Seconds since the task started, by Trio's clock (its run time once it ended)."""
+        end = self.ended_at if self.ended_at is not None else trio.current_time()
+        return end - self.started_at
+
+
+class JoinError(Exception):
+    """Awaiting a task that did not produce a value of its own.
+
+    Raised when the task was cancelled (``cancelled`` is True), by ``abort()`` or by the end
+    of its owner. A task that raised re-raises its own exception instead, unwrapped.
+    """
+
+    def __init__(self, message: str, *, task_id: int, name: str, cancelled: bool) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.name = name
+        self.cancelled = cancelled
+
+
+class _Task:
+    """The record shared by the running task, its handle and the registry."""
+
+    __slots__ = (
+        "__weakref__",
+        "aborted",
+        "detached",
+        "ended_at",
+        "error",
+        "event",
+        "id",
+        "joinset",
+        "name",
+        "observed",
+        "parent_id",
+        "registry",
+        "scope",
+        "started_at",
+        "state",
+        "value",
+    )
+
+    def __init__(self, name: str, registry: _Registry | None) -> None:
+        self.id = next(_ids)
+        self.name = name
+        parent = _current_task.get()
+        self.parent_id = parent.id if parent is not None else None
+        self.state = TaskState.RUNNING
+        self.started_at = trio.current_time()
+        self.ended_at: float | None = None
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.scope: trio.CancelScope | None = None
+        self.aborted = False
+        self.event: trio.Event | None = None
+        self.detached = False
+        self.observed = False
+        self.joinset: JoinSet[Any] | None = None
+        self.registry = registry
+
+    def info(self) -> TaskInfo:
+        return TaskInfo(
+            self.id, self.name, self.parent_id, self.state, self.started_at, self.ended_at
+        )
+
+    def describe(self) -> str:
+        return f"task {self.name!r} (id {self.id})"
+
+    def outcome(self) -> Any:
+        """Return the value or raise what awaiting the task should raise; marks it observed."""
+        self.observed = True
+        if self.state is TaskState.DONE:
+            return self.value
+        if self.state is TaskState.FAILED:
+            assert self.error is not None
+            raise self.error
+        raise JoinError(
+            f"{self.describe()} was cancelled before it finished",
+            task_id=self.id,
+            name=self.name,
+            cancelled=True,
+        )
+
+    async def wait(self) -> None:
+        if self.state is TaskState.RUNNING:
+            if self.event is None:
+                self.event = trio.Event()
+            await self.event.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+
+
+def _task_name(fn: Callable[..., Any], name: str | None) -> str:
+    if name is not None:
+        return name
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    """Run one task and record how it ended. Never lets an ordinary exception escape."""
+    _current_task.set(task)
+    scope = task.scope = trio.CancelScope()
+    if task.aborted:
+        scope.cancel()
+    try:
+        with scope:
+            task.value = await fn(*args)
+            task.state = TaskState.DONE
+    except Exception as exc:
+        task.error = exc
+        task.state = TaskState.FAILED
+    except BaseException:
+        # Cancelled from outside (owner shutting down) or KeyboardInterrupt: record, re-raise.
+        task.state = TaskState.CANCELLED
+        _finish(task)
+        raise
+    if task.state is TaskState.RUNNING:
+        # The body did not complete: our own scope swallowed the cancellation (abort).
+        task.state = TaskState.CANCELLED
+    _finish(task)
+
+
+def _finish(task: _Task) -> None:
+    task.ended_at = trio.current_time()
+    task.scope = None
+    if task.registry is not None:
+        task.registry.remove(task)
+    if task.joinset is not None:
+        task.joinset._on_done(task)
+    if task.event is not None:
+        task.event.set()
+    elif task.state is TaskState.FAILED and task.detached and task.joinset is None:
+        _report_unobserved(task)
+
+
+def _report_unobserved(task: _Task) -> None:
+    """A failure that nobody can observe any more: log it, or crash the runtime if asked to."""
+    task.observed = True
+    error = task.error
+    assert error is not None
+    registry = task.registry
+    if registry is not None and registry.runtime is not None:
+        registry.runtime._unobserved_failure(task.describe(), error)
+    else:
+        logger.error(
+            "%s failed and nobody awaited it", task.describe(), exc_info=error
+        )
+
+
+class JoinHandle(Generic[T]):
+    """The owner's view of a spawned task: await it for its value, or abort it.
+
+    ``await handle`` returns the task's value or re-raises the task's own exception (not
+    wrapped in a group). If the task was cancelled it raises :class:`JoinError` with
+    ``cancelled=True``. Awaiting is a checkpoint, and may be repeated.
+
+    Cancellation: cancelling the *awaiter* does not touch the task; it keeps running and can
+    be awaited again. Use :meth:`abort` to cancel the task itself.
+
+    A failure is never lost. If the handle is dropped while the task runs, a failure is logged
+    when the task ends; if the handle is dropped after the task failed and nobody awaited it,
+    the failure is logged then.
+    """
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: _Task) -> None:
+        self._task = task
+
+    @property
+    def id(self) -> int:
+        """A process-unique task id."""
+        return self._task.id
+
+    @property
+    def name(self) -> str:
+        """The task's name: the ``name=`` given to spawn, or the function's qualified name."""
+        return self._task.name
+
+    def done(self) -> bool:
+        """True once the task has ended, whichever way."""
+        return self._task.state is not TaskState.RUNNING
+
+    def info(self) -> TaskInfo:
+        """A snapshot of the task: id, name, parent, state and times."""
+        return self._task.info()
+
+    def abort(self) -> None:
+        """Cancel the task. A no-op if it already ended.
+
+        The task sees ``trio.Cancelled`` at its next checkpoint; awaiting the handle then
+        raises :class:`JoinError` with ``cancelled=True`` (unless the task finished first).
+        """
+        task = self._task
+        if task.state is not TaskState.RUNNING:
+            return
+        task.aborted = True
+        if task.scope is not None:
+            task.scope.cancel()
+
+    async def join(self) -> T:
+        """Wait for the task and return its value; the same as ``await handle``."""
+        await self._task.wait()
+        return self._task.outcome()  # type: ignore[no-any-return]
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self.join().__await__()
+
+    def __repr__(self) -> str:
+        return f"<JoinHandle {self._task.describe()} {self._task.state.value}>"
+
+    def __del__(self) -> None:
+        task = self._task
+        task.detached = True
+        if task.state is TaskState.FAILED and not task.observed and task.joinset is None:
+            _report_unobserved(task)
+
+
+class _Registry:
+    """Live tasks by id, plus counters. Finished tasks leave at once, so memory stays flat."""
+
+    __slots__ = ("cancelled", "completed", "failed", "live", "runtime", "spawned")
+
+    def __init__(self, runtime: Runtime | None) -> None:
+        self.runtime = runtime
+        self.live: dict[int, _Task] = {}
+        self.spawned = 0
+        self.completed = 0
+        self.failed = 0
+        self.cancelled = 0
+
+    def add(self, task: _Task) -> None:
+        self.live[task.id] = task
+        self.spawned += 1
+
+    def remove(self, task: _Task) -> None:
+        del self.live[task.id]
+        state = task.state
+        if state is TaskState.DONE:
+            self.completed += 1
+        elif state is TaskState.FAILED:
+            self.failed += 1
+        else:
+            self.cancelled += 1
+        if self.runtime is not None:
+            self.runtime._task_ended(task)
+
+
+def _start(
+    nursery: trio.Nursery,
+    registry: _Registry | None,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    name: str | None,
+) -> _Task:
+    task = _Task(_task_name(fn, name), registry)
+    if registry is not None:
+        registry.add(task)
+    nursery.start_soon(_run_task, task, fn, args, name=task.name)
+    return task
+
+
+class JoinSet(Generic[T]):
+    """A scope that owns a group of tasks and hands back their results as they finish.
+
+    Use it as ``async with JoinSet() as tasks:``. Leaving the block cancels whatever is still
+    running and waits for it. Results come back in completion order from :meth:`join_next`
+    or by ``async for``. A task that raised re-raises its own exception from ``join_next``
+    (the other tasks keep running); an aborted task raises :class:`JoinError`.
+
+    Failures still in the set when the block ends (never joined) are logged, never lost.
+    """
+
+    def __init__(self) -> None:
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+        self._running: dict[int, _Task] = {}
+        self._finished: deque[_Task] = deque()
+        self._wakeup: trio.Event | None = None
+        self._registry: _Registry | None = None
+
+    async def __aenter__(self) -> Self:
+        from ._runtime import try_current
+
+        rt = try_current()
+        self._registry = rt._registry if rt is not None else None
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self.abort_all()
+        try:
+            return await self._nursery_cm.__aexit__(exc_type, exc, tb)  # type: ignore[no-any-return]
+        finally:
+            self._nursery = None
+            self._report_leftovers()
+
+    def _report_leftovers(self) -> None:
+        while self._finished:
+            task = self._finished.popleft()
+            if task.state is TaskState.FAILED and not task.observed:
+                task.joinset = None
+                _report_unobserved(task)
+
+    def spawn(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None
+    ) -> JoinHandle[T]:
+        """Start ``fn(*args)`` in this set. Returns a handle, which may be ignored."""
+        if self._nursery is None:
+            raise RuntimeError("JoinSet.spawn() needs an open set: use 'async with JoinSet()'")
+        task = _start(self._nursery, self._registry, fn, args, name)
+        task.joinset = self
+        self._running[task.id] = task
+        return JoinHandle(task)
+
+    def _on_done(self, task: _Task) -> None:
+        del self._running[task.id]
+        self._finished.append(task)
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def __len__(self) -> int:
+        """Tasks in the set: still running, or finished and not yet joined."""
+        return len(self._running) + len(self._finished)
+
+    def is_empty(self) -> bool:
+        return not self._running and not self._finished
+
+    def abort_all(self) -> None:
+        """Cancel every task still running. Their results then come back as JoinError."""
+        for task in list(self._running.values()):
+            task.aborted = True
+            if task.scope is not None:
+                task.scope.cancel()
+
+    async def join_next(self) -> T | None:
+        """The next result in completion order, or None when the set is empty.
+
+        Raises the task's own exception if it failed, or JoinError if it was cancelled.
+
+        Cancellation: a cancelled call takes no result; the next call gets it.
+        """
+        if self._finished:
+            await trio.lowlevel.checkpoint()
+        while not self._finished:
+            if not self._running:
+                await trio.lowlevel.checkpoint()
+                return None
+            if self._wakeup is None:
+                self._wakeup = trio.Event()
+            await self._wakeup.wait()
+        task = self._finished.popleft()
+        return task.outcome()  # type: ignore[no-any-return]
+
+    async def join_all(self) -> list[T]:
+        """Wait for every task; return their values in completion order."""
+        results: list[T] = []
+        while not self.is_empty():
+            results.append(await self.join_next())  # type: ignore[arg-type]
+        return results
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        while not self.is_empty():
+            yield await self.join_next()  # type: ignore[misc]
+
+
+def current_task_id() -> int | None:
+    """The id of the runtime task running this code, or None in a task the runtime didn't spawn."""
+    task = _current_task.get()
+    return task.id if task is not None else None
+

@@ -1,0 +1,68 @@
+"""Lower layers never import higher ones (DESIGN.md). This test reads every import in runtime/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "runtime"
+
+# Lowest first. A module may import its own layer and any layer listed before it.
+ORDER = ["rt", "metrics", "time", "sync", "io", "net", "service", "http", "proxy", "testing"]
+RANK = {name: rank for rank, name in enumerate(ORDER)}
+
+
+def _layer_of_module(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "runtime" or len(parts) < 2:
+        return None
+    return parts[1] if parts[1] in RANK else None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    package_parts = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - (node.level - 1)]
+                module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                if not node.module:
+                    found.extend((node.lineno, f"{module}.{a.name}") for a in node.names)
+                    continue
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+    return found
+
+
+def _violations() -> list[str]:
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if len(rel.parts) < 2 or rel.parts[0] not in RANK:
+            continue  # runtime/__init__.py and __main__.py sit on top of everything
+        own = rel.parts[0]
+        for lineno, module in _imports(path):
+            target = _layer_of_module(module)
+            if target is not None and RANK[target] > RANK[own]:
+                problems.append(f"runtime/{rel}:{lineno} ({own}) imports {module} ({target})")
+    return problems
+
+
+def test_no_upward_imports() -> None:
+    assert _violations() == []
+
+
+def test_checker_sees_an_upward_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "runtime"
+    (fake / "rt").mkdir(parents=True)
+    (fake / "rt" / "bad.py").write_text("from ..net import serve\nimport runtime.service\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
+    assert len(_violations()) == 2
