@@ -1,4 +1,4 @@
-"""Every ```python block in docs/ runs here, so the docs can't rot.
+"""Every ```python block in README.md and docs/ runs here, so the docs can't rot.
 
 Each block is a complete program. It is executed in-process as ``__main__`` in a fresh
 namespace, and must finish on its own (use ``trio.testing.MockClock`` for anything that waits).
@@ -12,19 +12,20 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def _snippets() -> list[tuple[str, str]]:
     found = []
-    for path in sorted(DOCS.rglob("*.md")):
+    for path in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
         text = path.read_text(encoding="utf-8")
         for index, match in enumerate(FENCE.finditer(text)):
             code = match.group(1)
             if code.lstrip().startswith("--8<--"):
                 continue
-            found.append((f"{path.relative_to(DOCS)}#{index}", code))
+            found.append((f"{path.relative_to(ROOT)}#{index}", code))
     return found
 
 

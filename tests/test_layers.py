@@ -24,7 +24,7 @@ def _layer_of_module(module: str) -> str | None:
 def _imports(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     rel = path.relative_to(PACKAGE.parent).with_suffix("")
-    package_parts = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    package_parts = list(rel.parts[:-1])
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -25,7 +25,7 @@ import attrs
 import trio
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
     from ._runtime import Runtime
 
@@ -105,8 +105,8 @@ class _Task:
         self.name = name
         parent = _current_task.get()
         self.parent_id = parent.id if parent is not None else None
-        self.state = TaskState.RUNNING
-        self.started_at = trio.current_time()
+        self.state = _RUNNING
+        self.started_at = _now()
         self.ended_at: float | None = None
         self.value: Any = None
         self.error: BaseException | None = None
@@ -117,6 +117,9 @@ class _Task:
         self.observed = False
         self.joinset: JoinSet[Any] | None = None
         self.registry = registry
+        if registry is not None:
+            registry.live[self.id] = self
+            registry.spawned += 1
 
     def info(self) -> TaskInfo:
         return TaskInfo(
@@ -141,13 +144,25 @@ class _Task:
             cancelled=True,
         )
 
-    async def wait(self) -> None:
-        if self.state is TaskState.RUNNING:
-            if self.event is None:
-                self.event = trio.Event()
-            await self.event.wait()
+    async def join(self) -> Any:
+        """Wait for the end (a checkpoint either way), then return or raise the outcome."""
+        if self.state is _RUNNING:
+            event = self.event
+            if event is None:
+                event = self.event = trio.Event()
+            await event.wait()
         else:
-            await trio.lowlevel.checkpoint()
+            await _checkpoint()
+        if self.state is _DONE:
+            self.observed = True
+            return self.value
+        return self.outcome()
+
+
+_RUNNING = TaskState.RUNNING
+_DONE = TaskState.DONE
+_checkpoint = trio.lowlevel.checkpoint
+_now = trio.current_time
 
 
 def _task_name(fn: Callable[..., Any], name: str | None) -> str:
@@ -165,7 +180,7 @@ async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[
     try:
         with scope:
             task.value = await fn(*args)
-            task.state = TaskState.DONE
+            task.state = _DONE
     except Exception as exc:
         task.error = exc
         task.state = TaskState.FAILED
@@ -174,17 +189,18 @@ async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[
         task.state = TaskState.CANCELLED
         _finish(task)
         raise
-    if task.state is TaskState.RUNNING:
+    if task.state is _RUNNING:
         # The body did not complete: our own scope swallowed the cancellation (abort).
         task.state = TaskState.CANCELLED
     _finish(task)
 
 
 def _finish(task: _Task) -> None:
-    task.ended_at = trio.current_time()
+    task.ended_at = _now()
     task.scope = None
-    if task.registry is not None:
-        task.registry.remove(task)
+    registry = task.registry
+    if registry is not None:
+        registry.remove(task)
     if task.joinset is not None:
         task.joinset._on_done(task)
     if task.event is not None:
@@ -202,9 +218,7 @@ def _report_unobserved(task: _Task) -> None:
     if registry is not None and registry.runtime is not None:
         registry.runtime._unobserved_failure(task.describe(), error)
     else:
-        logger.error(
-            "%s failed and nobody awaited it", task.describe(), exc_info=error
-        )
+        logger.error("%s failed and nobody awaited it", task.describe(), exc_info=error)
 
 
 class JoinHandle(Generic[T]):
@@ -260,11 +274,10 @@ class JoinHandle(Generic[T]):
 
     async def join(self) -> T:
         """Wait for the task and return its value; the same as ``await handle``."""
-        await self._task.wait()
-        return self._task.outcome()  # type: ignore[no-any-return]
+        return await self._task.join()  # type: ignore[no-any-return]
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self.join().__await__()
+        return self._task.join().__await__()
 
     def __repr__(self) -> str:
         return f"<JoinHandle {self._task.describe()} {self._task.state.value}>"
@@ -289,21 +302,18 @@ class _Registry:
         self.failed = 0
         self.cancelled = 0
 
-    def add(self, task: _Task) -> None:
-        self.live[task.id] = task
-        self.spawned += 1
-
     def remove(self, task: _Task) -> None:
         del self.live[task.id]
         state = task.state
-        if state is TaskState.DONE:
+        if state is _DONE:
             self.completed += 1
         elif state is TaskState.FAILED:
             self.failed += 1
         else:
             self.cancelled += 1
-        if self.runtime is not None:
-            self.runtime._task_ended(task)
+        runtime = self.runtime
+        if runtime is not None and runtime._shutdown is not None:
+            runtime._task_ended(task)
 
 
 def _start(
@@ -313,9 +323,7 @@ def _start(
     args: tuple[Any, ...],
     name: str | None,
 ) -> _Task:
-    task = _Task(_task_name(fn, name), registry)
-    if registry is not None:
-        registry.add(task)
+    task = _Task(name or _task_name(fn, None), registry)
     nursery.start_soon(_run_task, task, fn, args, name=task.name)
     return task
 
@@ -438,4 +446,3 @@ def current_task_id() -> int | None:
     """The id of the runtime task running this code, or None in a task the runtime didn't spawn."""
     task = _current_task.get()
     return task.id if task is not None else None
-

@@ -1,0 +1,101 @@
+"""What structure costs: ``runtime.spawn`` + ``await handle`` against bare Trio.
+
+The peer is the least a Trio program can do to run a task and learn that it finished:
+``nursery.start_soon`` plus a ``trio.Event``. Both run in the same process, interleaved over
+several rounds, and the best round of each is compared, so the ratio is what matters, not the
+absolute times (these are shared machines).
+
+Two shapes:
+  sequential: spawn one task, await it, repeat (latency of one spawn+join).
+  batch:      spawn N tasks, then await them all (throughput of the spawn path).
+
+Target (issue 2): ratio <= 1.5 in both shapes.
+
+Run: python benchmarks/spawn.py [--tasks N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+
+import runtime
+
+
+async def work() -> int:
+    return 1
+
+
+async def work_then_set(event: trio.Event) -> None:
+    event.set()
+
+
+async def trio_sequential(nursery: trio.Nursery, n: int) -> None:
+    for _ in range(n):
+        event = trio.Event()
+        nursery.start_soon(work_then_set, event)
+        await event.wait()
+
+
+async def runtime_sequential(nursery: trio.Nursery, n: int) -> None:
+    spawn = runtime.spawn
+    for _ in range(n):
+        await spawn(work)
+
+
+async def trio_batch(nursery: trio.Nursery, n: int) -> None:
+    events = [trio.Event() for _ in range(n)]
+    for event in events:
+        nursery.start_soon(work_then_set, event)
+    for event in events:
+        await event.wait()
+
+
+async def runtime_batch(nursery: trio.Nursery, n: int) -> None:
+    spawn = runtime.spawn
+    handles = [spawn(work) for _ in range(n)]
+    for handle in handles:
+        await handle
+
+
+Bench = Callable[[trio.Nursery, int], Awaitable[None]]
+
+
+async def measure(bench: Bench, nursery: trio.Nursery, n: int) -> float:
+    start = time.perf_counter()
+    await bench(nursery, n)
+    return (time.perf_counter() - start) / n
+
+
+async def main(tasks: int, rounds: int) -> None:
+    shapes: dict[str, tuple[Bench, Bench]] = {
+        "sequential": (trio_sequential, runtime_sequential),
+        "batch": (trio_batch, runtime_batch),
+    }
+    print(f"spawn benchmark: {tasks} tasks x {rounds} rounds, best round shown")
+    print(f"{'shape':<12}{'trio start_soon+Event':>24}{'runtime spawn+await':>22}{'ratio':>8}")
+    worst = 0.0
+    async with trio.open_nursery() as nursery:
+        for shape, (peer, ours) in shapes.items():
+            best_peer = best_ours = float("inf")
+            for _ in range(rounds):
+                best_peer = min(best_peer, await measure(peer, nursery, tasks))
+                best_ours = min(best_ours, await measure(ours, nursery, tasks))
+            ratio = best_ours / best_peer
+            worst = max(worst, ratio)
+            print(
+                f"{shape:<12}{best_peer * 1e6:>21.2f} us{best_ours * 1e6:>19.2f} us{ratio:>8.2f}"
+            )
+    verdict = "PASS" if worst <= 1.5 else "FAIL"
+    print(f"worst ratio runtime/trio = {worst:.2f} (target <= 1.5): {verdict}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    runtime.run(main, args.tasks, args.rounds)

@@ -1,0 +1,39 @@
+"""Command line: ``python -m runtime demo`` (also installed as ``trio-runtime``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import _demo
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trio-runtime", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="serve the demo apps on loopback")
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=0, help="port to bind; 0 picks one (default)")
+    demo.add_argument(
+        "--grace", type=float, default=10.0, help="seconds to drain on shutdown (default 10)"
+    )
+    demo.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``python -m runtime`` and the ``trio-runtime`` script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "demo":
+        return _demo.run_demo(args.host, args.port, grace=args.grace)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

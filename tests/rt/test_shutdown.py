@@ -1,0 +1,126 @@
+"""Graceful shutdown: the signal, the drain, the grace period, nested tasks, signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import pytest
+import trio
+import trio.testing
+
+import runtime
+from runtime import RuntimeConfig
+
+
+async def drains_on_request(done: list[str]) -> None:
+    await runtime.current().shutdown_requested()
+    await trio.sleep(0.5)  # finish in-flight work
+    done.append("drained")
+
+
+async def test_end_of_main_drains_then_cancels(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="runtime")
+    done: list[str] = []
+    start = trio.current_time()
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False, shutdown_grace=5)):
+        runtime.spawn(drains_on_request, done)
+        stubborn = runtime.spawn(trio.sleep_forever, name="stubborn")
+    assert done == ["drained"]
+    assert stubborn.done()
+    assert trio.current_time() - start == pytest.approx(5)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("shutdown started (main returned): 2 tasks alive" in m for m in messages)
+    assert any("1 tasks drained, 1 tasks cancelled" in m for m in messages)
+
+
+async def test_nested_spawns_are_cancelled_at_shutdown(autojump_clock: trio.abc.Clock) -> None:
+    cancelled: list[int] = []
+
+    async def level(depth: int) -> None:
+        if depth < 3:
+            runtime.spawn(level, depth + 1)
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            cancelled.append(depth)
+            raise
+
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False, shutdown_grace=1)) as rt:
+        runtime.spawn(level, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        by_id = {t.id: t for t in rt.tasks()}
+        assert len(by_id) == 3
+        roots = [t for t in by_id.values() if t.parent_id not in by_id]
+        assert len(roots) == 1
+    assert sorted(cancelled) == [1, 2, 3]
+    assert rt.statistics().cancelled == 3
+    assert rt.statistics().alive == 0
+
+
+async def test_shutdown_method_with_grace(autojump_clock: trio.abc.Clock) -> None:
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False)) as rt:
+        waiter = runtime.spawn(rt.shutdown_requested)
+        stubborn = runtime.spawn(trio.sleep_forever)
+        start = trio.current_time()
+        rt.shutdown(grace=2)
+        assert rt.is_shutting_down
+        await waiter
+        with pytest.raises(trio.Cancelled):  # main itself is cut off after the grace
+            await trio.sleep_forever()
+    assert trio.current_time() - start == pytest.approx(2)
+    assert stubborn.done()
+
+
+async def test_shutdown_can_shorten_but_not_extend_grace(autojump_clock: trio.abc.Clock) -> None:
+    start = trio.current_time()
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False)) as rt:
+        runtime.spawn(trio.sleep_forever)
+        rt.shutdown(grace=3)
+        rt.shutdown(grace=50)
+    assert trio.current_time() - start == pytest.approx(3)
+
+
+async def test_cancel_is_immediate(autojump_clock: trio.abc.Clock) -> None:
+    start = trio.current_time()
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False)) as rt:
+        runtime.spawn(trio.sleep_forever)
+        rt.cancel()
+    assert trio.current_time() == start
+
+
+async def test_runtime_services_outlive_tasks(autojump_clock: trio.abc.Clock) -> None:
+    order: list[str] = []
+
+    async def service() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            order.append("service stopped")
+
+    async def task() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            order.append("task stopped")
+
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False, shutdown_grace=1)) as rt:
+        rt.start_system_task(service)
+        runtime.spawn(task)
+    assert order == ["task stopped", "service stopped"]
+
+
+async def test_sigterm_then_second_sigint(autojump_clock: trio.abc.Clock) -> None:
+    async with runtime.open_runtime(RuntimeConfig(shutdown_grace=100)) as rt:
+        stubborn = runtime.spawn(trio.sleep_forever)
+        start = trio.current_time()
+        signal.raise_signal(signal.SIGTERM)
+        await rt.shutdown_requested()
+        assert not stubborn.done()
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(trio.Cancelled):
+            await trio.sleep_forever()
+    assert stubborn.done()
+    assert trio.current_time() - start < 1

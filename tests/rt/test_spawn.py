@@ -1,0 +1,209 @@
+"""spawn, JoinHandle, abort and unobserved failures."""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import pytest
+import trio
+import trio.testing
+
+import runtime
+from runtime import JoinError, RuntimeConfig, TaskState
+
+
+class AppError(ValueError):
+    pass
+
+
+async def double(x: int) -> int:
+    await trio.sleep(0)
+    return 2 * x
+
+
+async def fail(message: str) -> None:
+    await trio.sleep(0)
+    raise AppError(message)
+
+
+async def test_await_returns_value(rt: runtime.Runtime) -> None:
+    handle = runtime.spawn(double, 21)
+    assert await handle == 42
+    assert handle.done()
+    assert handle.info().state is TaskState.DONE
+
+
+async def test_await_reraises_own_exception_type(rt: runtime.Runtime) -> None:
+    handle = runtime.spawn(fail, "bad input")
+    with pytest.raises(AppError, match="bad input") as info:
+        await handle
+    assert type(info.value) is AppError  # not an ExceptionGroup
+    assert handle.info().state is TaskState.FAILED
+
+
+async def test_handle_can_be_awaited_twice(rt: runtime.Runtime) -> None:
+    handle = runtime.spawn(double, 1)
+    assert await handle == 2
+    assert await handle.join() == 2
+
+
+async def test_name_and_id(rt: runtime.Runtime) -> None:
+    a = runtime.spawn(double, 1)
+    b = runtime.spawn(double, 2, name="worker-b")
+    assert a.name.endswith("double")
+    assert b.name == "worker-b"
+    assert a.id != b.id
+    assert "worker-b" in repr(b)
+    await a
+    await b
+
+
+async def test_abort_raises_join_error_cancelled(rt: runtime.Runtime) -> None:
+    started = trio.Event()
+    cleaned_up = trio.Event()
+
+    async def forever() -> None:
+        try:
+            started.set()
+            await trio.sleep_forever()
+        finally:
+            cleaned_up.set()
+
+    handle = runtime.spawn(forever)
+    await started.wait()
+    handle.abort()
+    with pytest.raises(JoinError) as info:
+        await handle
+    assert info.value.cancelled is True
+    assert info.value.task_id == handle.id
+    assert cleaned_up.is_set()
+    assert handle.info().state is TaskState.CANCELLED
+
+
+async def test_abort_before_first_run(rt: runtime.Runtime) -> None:
+    ran = []
+
+    async def body() -> None:
+        await trio.sleep(0)
+        ran.append(True)
+
+    handle = runtime.spawn(body)
+    handle.abort()
+    with pytest.raises(JoinError):
+        await handle
+    assert ran == []
+
+
+async def test_abort_after_done_is_noop(rt: runtime.Runtime) -> None:
+    handle = runtime.spawn(double, 5)
+    assert await handle == 10
+    handle.abort()
+    assert await handle == 10
+
+
+async def test_cancelling_the_awaiter_leaves_the_task_running(rt: runtime.Runtime) -> None:
+    release = trio.Event()
+
+    async def waits() -> str:
+        await release.wait()
+        return "finished"
+
+    handle = runtime.spawn(waits)
+    with trio.move_on_after(0.01):
+        await handle
+    assert not handle.done()
+    release.set()
+    assert await handle == "finished"
+
+
+async def test_await_is_a_checkpoint_even_when_done(rt: runtime.Runtime) -> None:
+    handle = runtime.spawn(double, 1)
+    await handle
+    with trio.testing.assert_checkpoints():
+        await handle
+
+
+async def test_unobserved_failure_is_logged(
+    rt: runtime.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    runtime.spawn(fail, "nobody listens", name="orphan")  # handle dropped at once
+    await trio.testing.wait_all_tasks_blocked()
+    records = [r for r in caplog.records if "orphan" in r.getMessage()]
+    assert len(records) == 1
+    assert "nobody awaited it" in records[0].getMessage()
+    assert records[0].exc_info is not None
+    assert records[0].exc_info[0] is AppError
+    assert rt.statistics().failed == 1
+
+
+async def test_failure_logged_when_kept_handle_is_dropped(
+    rt: runtime.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    handle = runtime.spawn(fail, "kept", name="kept-then-dropped")
+    await trio.testing.wait_all_tasks_blocked()
+    assert handle.done()
+    assert not [r for r in caplog.records if "kept-then-dropped" in r.getMessage()]
+    del handle
+    gc.collect()
+    assert [r for r in caplog.records if "kept-then-dropped" in r.getMessage()]
+
+
+async def test_observed_failure_is_not_logged(
+    rt: runtime.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    handle = runtime.spawn(fail, "seen", name="observed")
+    with pytest.raises(AppError):
+        await handle
+    del handle
+    gc.collect()
+    assert not [r for r in caplog.records if "observed" in r.getMessage()]
+
+
+def test_unhandled_raise_crashes_the_runtime() -> None:
+    async def main() -> None:
+        runtime.spawn(fail, "fatal")
+        await trio.sleep_forever()
+
+    with pytest.raises(AppError, match="fatal"):
+        runtime.run(main, config=RuntimeConfig(unhandled="raise", handle_signals=False))
+
+
+def test_spawn_outside_runtime_is_a_clear_error() -> None:
+    async def main() -> None:
+        runtime.spawn(double, 1)
+
+    with pytest.raises(runtime.NoRuntimeError, match=r"runtime\.run"):
+        trio.run(main)
+
+
+def test_current_outside_runtime() -> None:
+    with pytest.raises(runtime.NoRuntimeError):
+        runtime.current()
+
+
+async def test_parent_ids_follow_spawns(rt: runtime.Runtime) -> None:
+    seen: dict[str, int | None] = {}
+
+    async def child() -> None:
+        seen["child"] = runtime.rt.current_task_id()
+
+    async def parent() -> int | None:
+        await runtime.spawn(child)
+        return runtime.rt.current_task_id()
+
+    handle = runtime.spawn(parent)
+    parent_id = await handle
+    assert parent_id == handle.id
+    snapshot = [t for t in rt.tasks() if t.parent_id == handle.id]
+    assert snapshot == []  # the child has finished and left the registry
+    assert seen["child"] is not None
+    assert seen["child"] != parent_id
+
+
+async def test_yield_now_is_a_checkpoint(rt: runtime.Runtime) -> None:
+    with trio.testing.assert_checkpoints():
+        await runtime.yield_now()

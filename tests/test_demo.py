@@ -1,0 +1,147 @@
+"""Black-box tests of ``python -m runtime demo``: a real process, real sockets, real signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+LISTENING = re.compile(r"^listening on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
+
+
+class Demo:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "demo", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        assert ready, "demo printed no listening line within 10 s"
+        self.started = time.monotonic()
+        line = self.proc.stdout.readline().rstrip("\n")
+        match = LISTENING.match(line)
+        assert match, f"unexpected first line {line!r}"
+        self.address = (match["host"], int(match["port"]))
+
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=10)
+        return sock
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def demo() -> Iterator[Demo]:
+    d = Demo()
+    yield d
+    if d.proc.poll() is None:
+        d.proc.kill()
+        d.proc.communicate()
+
+
+def recv_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_prints_listening_line_and_echoes(demo: Demo) -> None:
+    with demo.connect() as sock:
+        sock.sendall(b"hello runtime\n")
+        assert recv_line(sock) == b"hello runtime\n"
+        sock.sendall(b"split ")
+        sock.sendall(b"line\nsecond\n")
+        got = b""
+        while got.count(b"\n") < 2:
+            got += sock.recv(1024)
+        assert got == b"split line\nsecond\n"
+    code, _ = demo.stop()
+    assert code == 0
+
+
+def test_listening_line_within_two_seconds() -> None:
+    start = time.monotonic()
+    d = Demo()
+    try:
+        assert d.started - start < 2.0
+    finally:
+        assert d.stop()[0] == 0
+
+
+def test_sigterm_with_client_connected_drains_and_exits_zero(demo: Demo) -> None:
+    with demo.connect() as sock:
+        sock.sendall(b"before shutdown\n")
+        assert recv_line(sock) == b"before shutdown\n"
+        start = time.monotonic()
+        code, err = demo.stop(signal.SIGTERM)
+        elapsed = time.monotonic() - start
+        assert sock.recv(1024) == b""  # the server closed our connection: drained
+    assert code == 0
+    assert elapsed < 10  # within the grace period
+    assert "shutdown started (SIGTERM): 1 tasks alive" in err
+    assert "draining 1 connections" in err
+    assert "1 tasks drained, 0 tasks cancelled" in err
+
+
+def test_sigint_exits_zero(demo: Demo) -> None:
+    code, err = demo.stop(signal.SIGINT)
+    assert code == 0
+    assert "shutdown started (SIGINT)" in err
+
+
+def test_oversize_line_gets_a_clear_error_and_others_are_unaffected(demo: Demo) -> None:
+    with demo.connect() as good, demo.connect() as bad:
+        bad.sendall(b"x" * (64 * 1024 + 10))
+        reply = recv_line(bad)
+        assert reply.startswith(b"error: line exceeds 65536 bytes")
+        assert bad.recv(1024) == b""
+        good.sendall(b"still here\n")
+        assert recv_line(good) == b"still here\n"
+    assert demo.stop()[0] == 0
+
+
+def test_reset_connection_stays_on_that_connection(demo: Demo) -> None:
+    rude = demo.connect()
+    rude.sendall(b"partial line without newline")
+    rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    rude.close()  # RST
+    with demo.connect() as sock:
+        sock.sendall(b"ok\n")
+        assert recv_line(sock) == b"ok\n"
+    code, err = demo.stop()
+    assert code == 0
+    assert "Traceback" not in err
+
+
+def test_bad_port_fails_cleanly() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ},
+        )
+    assert proc.returncode == 1
+    assert "cannot serve" in proc.stderr
