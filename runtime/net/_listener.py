@@ -1,0 +1,305 @@
+"""Listeners on the reactor: accept one connection, or drain the kernel's queue in a batch.
+
+``trio.serve_tcp`` accepts one connection per scheduler pass, so under a burst of connects most
+of them wait in the kernel's accept queue. :meth:`SocketListener.accept_batch` takes up to
+``max_batch`` connections per readiness event, until ``EAGAIN``, which is what the server's
+accept loop uses.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import trio
+
+from ..rt._coop import try_consume_budget
+from ._reactor import READ, Reactor, current_reactor
+from ._stream import SocketStream, TcpStream, UnixStream
+
+S = TypeVar("S", bound=SocketStream)
+
+DEFAULT_BACKLOG = 1024
+"""Listen backlog. The kernel caps it at ``net.core.somaxconn`` (4096 on current Linux)."""
+
+DEFAULT_MAX_BATCH = 64
+"""Connections accepted per readiness event by ``accept_batch``: enough to drain a burst in a
+few passes, small enough that one listener can't starve the connections it already has."""
+
+# accept() errors that concern only the connection being accepted: skip it and go on.
+_TRANSIENT_ACCEPT_ERRORS = {
+    errno.ECONNABORTED,
+    errno.EPROTO,
+    errno.EPERM,
+    getattr(errno, "ENOSR", errno.ECONNABORTED),
+    getattr(errno, "ENOBUFS", errno.ECONNABORTED),
+}
+
+_checkpoint = trio.lowlevel.checkpoint
+
+
+class SocketListener(trio.abc.Listener[S], Generic[S]):
+    """A listening socket driven by the reactor; yields streams of type ``S``.
+
+    Resource errors from ``accept`` (``EMFILE``, ``ENFILE``, ``ENOMEM``) are raised as
+    ``OSError`` for the caller to back off from; errors that only concern the connection being
+    accepted (``ECONNABORTED`` and friends) are skipped.
+
+    Attributes:
+        socket: the listening stdlib socket.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        make_stream: Callable[[socket.socket, Reactor], S],
+        *,
+        reactor: Reactor | None = None,
+    ) -> None:
+        sock.setblocking(False)
+        self.socket = sock
+        self._make_stream = make_stream
+        self._reactor = reactor if reactor is not None else current_reactor()
+        self._reg = self._reactor.register(sock)
+        self._accepting = False
+
+    @property
+    def address(self) -> object:
+        """The bound address (``(host, port)`` for TCP, the path for Unix)."""
+        return self.socket.getsockname()
+
+    def _accept_now(self) -> S | None:
+        """One non-blocking accept; None on EAGAIN (readiness is cleared)."""
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except BlockingIOError:
+                self._reg.readiness &= ~READ
+                return None
+            except OSError as exc:
+                if exc.errno in _TRANSIENT_ACCEPT_ERRORS:
+                    continue
+                raise
+            return self._make_stream(conn, self._reactor)
+
+    async def accept(self) -> S:
+        """Wait for and return the next connection.
+
+        Cancellation: a cancelled call has accepted nothing.
+
+        Raises:
+            trio.ClosedResourceError: the listener was closed.
+            trio.BusyResourceError: another task is accepting.
+            OSError: a resource error such as EMFILE; back off and retry.
+        """
+        streams = await self.accept_batch(1)
+        return streams[0]
+
+    async def accept_batch(self, max_batch: int = DEFAULT_MAX_BATCH) -> list[S]:
+        """Wait for at least one connection, then take up to ``max_batch`` without waiting.
+
+        Cancellation: a cancelled call has accepted nothing.
+
+        Raises:
+            trio.ClosedResourceError: the listener was closed.
+            trio.BusyResourceError: another task is accepting.
+            OSError: a resource error such as EMFILE, raised only if nothing was accepted
+                in this call (otherwise the batch is returned and the error comes next time).
+        """
+        if self._accepting:
+            raise trio.BusyResourceError("another task is already accepting on this listener")
+        self._accepting = True
+        try:
+            if not try_consume_budget():
+                await _checkpoint()
+            reg = self._reg
+            while True:
+                if reg.closed:
+                    raise trio.ClosedResourceError("this listener was closed")
+                if reg.readiness & READ:
+                    batch: list[S] = []
+                    while len(batch) < max_batch:
+                        try:
+                            stream = self._accept_now()
+                        except OSError:
+                            if batch:
+                                return batch
+                            raise
+                        if stream is None:
+                            break
+                        batch.append(stream)
+                    if batch:
+                        return batch
+                await self._reactor.wait(reg, READ)
+        finally:
+            self._accepting = False
+
+    async def aclose(self) -> None:
+        """Stop listening. A task blocked in ``accept`` wakes with ClosedResourceError."""
+        self._reactor.deregister(self._reg)
+        self.socket.close()
+        await _checkpoint()
+
+
+def _tcp_stream(sock: socket.socket, reactor: Reactor) -> TcpStream:
+    return TcpStream(sock, reactor=reactor)
+
+
+def _unix_stream(sock: socket.socket, reactor: Reactor) -> UnixStream:
+    return UnixStream(sock, reactor=reactor)
+
+
+class TcpListener(SocketListener[TcpStream]):
+    """A listening TCP socket. Accepted streams have ``TCP_NODELAY`` on.
+
+    Create with :meth:`bind` (one address) or :func:`open_tcp_listeners` (every address a
+    host name resolves to, like ``trio.open_tcp_listeners``).
+    """
+
+    def __init__(self, sock: socket.socket, *, reactor: Reactor | None = None) -> None:
+        super().__init__(sock, _tcp_stream, reactor=reactor)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful after binding port 0)."""
+        return int(self.socket.getsockname()[1])
+
+    @classmethod
+    def bind(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = DEFAULT_BACKLOG,
+        reuse_port: bool = False,
+    ) -> TcpListener:
+        """Bind and listen on one address (a literal IP, not a name).
+
+        Args:
+            host: The address; ``"::"`` or ``"0.0.0.0"`` for all interfaces.
+            port: 0 picks a free port.
+            backlog: Listen queue length.
+            reuse_port: Set ``SO_REUSEPORT`` so several processes can share the port (the
+                kernel spreads connections across them). Linux and BSD only.
+
+        Raises:
+            OSError: the address is in use or not available.
+        """
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            _prepare_tcp_listener(sock, family, reuse_port)
+            sock.bind((host, port))
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+
+def _prepare_tcp_listener(sock: socket.socket, family: int, reuse_port: bool) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        if not hasattr(socket, "SO_REUSEPORT"):
+            raise OSError(errno.ENOPROTOOPT, "SO_REUSEPORT is not available on this platform")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+
+
+async def open_tcp_listeners(
+    port: int,
+    *,
+    host: str | None = None,
+    backlog: int = DEFAULT_BACKLOG,
+    reuse_port: bool = False,
+) -> list[TcpListener]:
+    """Listen on every address ``host`` resolves to (all interfaces when None).
+
+    Like ``trio.open_tcp_listeners``, but the listeners run on the reactor and accept in
+    batches. With port 0 and several addresses, each gets its own free port.
+
+    Raises:
+        OSError: no address could be bound.
+    """
+    infos = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    listeners: list[TcpListener] = []
+    errors: list[OSError] = []
+    seen: set[tuple[int, object]] = set()
+    for family, kind, proto, _, sockaddr in infos:
+        if (family, sockaddr) in seen:
+            continue
+        seen.add((family, sockaddr))
+        sock = socket.socket(family, kind, proto)
+        try:
+            _prepare_tcp_listener(sock, family, reuse_port)
+            sock.bind(sockaddr)
+            sock.listen(backlog)
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+            continue
+        listeners.append(TcpListener(sock))
+    if not listeners:
+        raise OSError(f"could not bind any address for {host!r} port {port}: {errors}")
+    return listeners
+
+
+class UnixListener(SocketListener[UnixStream]):
+    """A listening Unix-domain stream socket."""
+
+    def __init__(self, sock: socket.socket, *, reactor: Reactor | None = None) -> None:
+        super().__init__(sock, _unix_stream, reactor=reactor)
+
+    @classmethod
+    def bind(
+        cls, path: str, *, backlog: int = DEFAULT_BACKLOG, mode: int | None = None
+    ) -> UnixListener:
+        """Bind and listen at ``path``.
+
+        A stale socket file left by a dead process is replaced; a live one (something
+        accepts connections there) is an error, as is any file that is not a socket.
+
+        Args:
+            path: Filesystem path of the socket.
+            backlog: Listen queue length.
+            mode: Permission bits to set on the socket file, e.g. ``0o660``.
+
+        Raises:
+            OSError: the path is in use by a live listener, or is not a socket.
+        """
+        _remove_stale_socket(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            if mode is not None:
+                os.chmod(path, mode)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EADDRINUSE, f"{path} exists and is not a socket; remove it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # nobody listens: a leftover from a dead process
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"{path} is in use by a live listener")

@@ -1,0 +1,296 @@
+"""Socket streams on the reactor: TcpStream and UnixStream.
+
+Both implement ``trio.abc.HalfCloseableStream``, so ``trio.SSLStream``, trio-websocket and the
+rest of the Trio ecosystem can run on them.
+
+The hot path of every operation is: spend one unit of the cooperative budget (a cancellation
+check, a schedule point only when the budget is spent), try the syscall if the reactor says the
+socket may be ready, and park on the reactor only on ``EAGAIN``. The budget is spent *before*
+the syscall, so a cancelled ``receive_some`` has received nothing.
+
+Checkpoints: with the default budget an operation that completes at once is a cancellation
+point but not a schedule point, on purpose (see the budget explanation page). With
+``RuntimeConfig(coop_budget=1)`` every operation is a full Trio checkpoint, and the streams pass
+Trio's own conformance suite (``trio.testing.check_half_closeable_stream``) in that mode.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from typing import Protocol
+
+import trio
+
+from ..rt._coop import try_consume_budget
+from ._reactor import READ, WRITE, Reactor, Registration, current_reactor
+
+DEFAULT_RECEIVE_SIZE = 65536
+"""Bytes asked of the kernel when ``receive_some`` is given no size: one 64 KiB read."""
+
+_checkpoint = trio.lowlevel.checkpoint
+
+
+class Touchable(Protocol):
+    """Anything with a ``touch()``: the idle deadline a server attaches to a stream."""
+
+    def touch(self) -> None: ...
+
+
+def _writable_now(sock: socket.socket) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
+def _broken(exc: OSError) -> trio.BrokenResourceError:
+    return trio.BrokenResourceError(f"socket error: {exc.strerror or exc} (errno {exc.errno})")
+
+
+class SocketStream(trio.abc.HalfCloseableStream):
+    """A connected stream socket driven by the runtime's reactor.
+
+    Use :class:`TcpStream` or :class:`UnixStream`. The socket is put in non-blocking mode and
+    registered with the reactor once; closing deregisters it before the fd is closed.
+
+    Attributes:
+        socket: the underlying stdlib socket (non-blocking). Use it for socket options, not
+            for I/O.
+        idle: an object whose ``touch()`` is called after every successful read or write;
+            a server sets it to the connection's idle deadline.
+    """
+
+    __slots__ = ("_eof", "_reactor", "_receiving", "_reg", "_sending", "idle", "socket")
+
+    def __init__(self, sock: socket.socket, *, reactor: Reactor | None = None) -> None:
+        sock.setblocking(False)
+        self.socket = sock
+        self._reactor = reactor if reactor is not None else current_reactor()
+        self._reg: Registration = self._reactor.register(sock)
+        self._sending = False
+        self._receiving = False
+        self._eof = False
+        self.idle: Touchable | None = None
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Receive up to ``max_bytes`` bytes (default 64 KiB); ``b""`` means end of stream.
+
+        Cancellation: a cancelled call has received nothing.
+
+        Raises:
+            trio.BusyResourceError: another task is receiving on this stream.
+            trio.ClosedResourceError: this stream was closed.
+            trio.BrokenResourceError: the connection failed (e.g. reset by the peer).
+        """
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        self._receiving = True
+        try:
+            if not try_consume_budget():
+                await _checkpoint()
+            reg = self._reg
+            while True:
+                if reg.closed:
+                    raise trio.ClosedResourceError("this stream was closed")
+                if reg.readiness & READ:
+                    try:
+                        data = self.socket.recv(max_bytes)
+                    except BlockingIOError:
+                        reg.readiness &= ~READ
+                    except OSError as exc:
+                        raise _broken(exc) from exc
+                    else:
+                        if self.idle is not None:
+                            self.idle.touch()
+                        return data
+                await self._reactor.wait(reg, READ)
+        finally:
+            self._receiving = False
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of ``data``; returns when the kernel has taken the last byte.
+
+        Cancellation: if cancelled while waiting for buffer space, some of the data may have
+        been sent; the stream is then in an unknown state and should be closed.
+
+        Raises:
+            trio.BusyResourceError: another task is sending on this stream.
+            trio.ClosedResourceError: this stream was closed, or ``send_eof`` was called.
+            trio.BrokenResourceError: the connection failed.
+        """
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self._sending = True
+        try:
+            if not try_consume_budget():
+                await _checkpoint()
+            reg = self._reg
+            sock = self.socket
+            with memoryview(data) as view:
+                total = len(view)
+                sent = 0
+                while True:
+                    if reg.closed:
+                        raise trio.ClosedResourceError("this stream was closed")
+                    if self._eof:
+                        raise trio.ClosedResourceError("can't send data after send_eof()")
+                    if reg.readiness & WRITE and sent < total:
+                        try:
+                            sent += sock.send(view[sent:] if sent else view)
+                        except BlockingIOError:
+                            reg.readiness &= ~WRITE
+                        except OSError as exc:
+                            raise _broken(exc) from exc
+                        else:
+                            if sent >= total:
+                                break
+                            continue
+                    elif sent >= total:
+                        break  # empty data
+                    await self._reactor.wait(reg, WRITE)
+            if self.idle is not None:
+                self.idle.touch()
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the socket has room in its send buffer.
+
+        Raises:
+            trio.BusyResourceError: another task is sending or waiting to send.
+            trio.ClosedResourceError: this stream was closed.
+        """
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self._sending = True
+        try:
+            reg = self._reg
+            if reg.closed:
+                await _checkpoint()
+                raise trio.ClosedResourceError("this stream was closed")
+            if reg.readiness & WRITE and not _writable_now(self.socket):
+                reg.readiness &= ~WRITE  # the flag is optimistic; this call must not be
+            if reg.readiness & WRITE:
+                await _checkpoint()
+            else:
+                await self._reactor.wait(reg, WRITE)
+        finally:
+            self._sending = False
+
+    async def send_eof(self) -> None:
+        """Close the sending half (TCP FIN); receiving still works.
+
+        Raises:
+            trio.BusyResourceError: a ``send_all`` is in progress.
+            trio.ClosedResourceError: this stream was closed.
+        """
+        if self._sending:
+            raise trio.BusyResourceError("can't send_eof while another task is sending")
+        if self._reg.closed:
+            await _checkpoint()
+            raise trio.ClosedResourceError("this stream was closed")
+        await _checkpoint()
+        self._eof = True
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError:  # already disconnected: nothing left to half-close
+            pass
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close at once, without a checkpoint (``aclose`` is the async form)."""
+        self._reactor.deregister(self._reg)
+        self.socket.close()
+
+    async def aclose(self) -> None:
+        """Deregister from the reactor, then close the socket. Idempotent.
+
+        Tasks blocked on this stream wake with ``ClosedResourceError``.
+        """
+        self.close()
+        await _checkpoint()
+
+    def getpeername(self) -> object:
+        """The peer address, or None if the peer already went away."""
+        try:
+            return self.socket.getpeername()
+        except OSError:
+            return None
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        """Set a socket option on the underlying socket."""
+        self.socket.setsockopt(level, option, value)
+
+    def getsockopt(self, level: int, option: int) -> int:
+        """Read a socket option of the underlying socket."""
+        return self.socket.getsockopt(level, option)
+
+
+class TcpStream(SocketStream):
+    """A TCP connection on the reactor. ``TCP_NODELAY`` is on by default.
+
+    Create one with :meth:`connect`, or get one from :class:`TcpListener`.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self, sock: socket.socket, *, reactor: Reactor | None = None, nodelay: bool = True
+    ) -> None:
+        super().__init__(sock, reactor=reactor)
+        if nodelay:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # not TCP after all (a test double); harmless
+                pass
+
+    @classmethod
+    async def connect(
+        cls, host: str | bytes, port: int, *, happy_eyeballs_delay: float | None = 0.25
+    ) -> TcpStream:
+        """Connect to ``host:port``, trying every address Happy-Eyeballs style (via Trio).
+
+        Cancellation: a cancelled connect leaves no socket open.
+
+        Raises:
+            OSError: no address could be connected to.
+        """
+        trio_stream = await trio.open_tcp_stream(
+            host, port, happy_eyeballs_delay=happy_eyeballs_delay
+        )
+        trio_sock = trio_stream.socket
+        sock = socket.socket(trio_sock.family, trio_sock.type, trio_sock.proto, trio_sock.detach())
+        return cls(sock)
+
+
+class UnixStream(SocketStream):
+    """A Unix-domain stream connection on the reactor."""
+
+    __slots__ = ()
+
+    @classmethod
+    async def connect(cls, path: str) -> UnixStream:
+        """Connect to the Unix socket at ``path``.
+
+        Raises:
+            OSError: nothing listens there.
+        """
+        trio_stream = await trio.open_unix_socket(path)
+        trio_sock = trio_stream.socket
+        sock = socket.socket(trio_sock.family, trio_sock.type, trio_sock.proto, trio_sock.detach())
+        return cls(sock)
+
+    @classmethod
+    def pair(cls) -> tuple[UnixStream, UnixStream]:
+        """A connected pair (``socket.socketpair``), handy for tests and for talking to a child."""
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return cls(a), cls(b)
