@@ -158,17 +158,20 @@ class EpollReactor:
             trio.BusyResourceError: another task is already waiting in this direction.
         """
         task = current_task()
-        while not reg.readiness & direction:
+        try:
+            while not reg.readiness & direction:
+                if reg.closed:
+                    raise trio.ClosedResourceError("the socket was closed while waiting on it")
+                if self._leader is None:
+                    await self._lead(task, reg)
+                else:
+                    await self._follow(task, reg, direction)
             if reg.closed:
                 raise trio.ClosedResourceError("the socket was closed while waiting on it")
-            if self._leader is None:
-                await self._lead(task, reg)
-            else:
-                await self._follow(task, reg, direction)
-        if self._leader is None and self._parked:
-            self._hand_off()
-        if reg.closed:
-            raise trio.ClosedResourceError("the socket was closed while waiting on it")
+        finally:
+            # Whichever way we leave, someone must keep polling for the tasks still parked.
+            if self._leader is None and self._parked:
+                self._hand_off()
 
     async def _lead(self, task: Task, reg: Registration) -> None:
         self._leader = task
@@ -179,7 +182,6 @@ class EpollReactor:
             self._leader = None
             self._leader_reg = None
             self._drain()
-            self._hand_off()
             raise
         self._leader = None
         self._leader_reg = None
