@@ -26,7 +26,9 @@ async def trio_server(port: int) -> None:
             pass
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(functools.partial(trio.serve_tcp, host="127.0.0.1"), handler, port)
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, host="127.0.0.1"), handler, port
+        )
         print(f"listening on tcp://127.0.0.1:{listeners[0].socket.getsockname()[1]}", flush=True)
 
 

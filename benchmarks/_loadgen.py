@@ -67,16 +67,15 @@ class Stats:
         self.done = asyncio.Event()
 
 
-async def run(host: str, port: int, conns: int, size: int, duration: float, warmup: float,
-              max_messages: int) -> dict[str, float]:
+async def run(
+    host: str, port: int, conns: int, size: int, duration: float, warmup: float, max_messages: int
+) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     stats = Stats(conns, max_messages)
     payload = b"x" * size
     transports = []
     for _ in range(conns):
-        transport, _ = await loop.create_connection(
-            lambda: EchoClient(payload, stats), host, port
-        )
+        transport, _ = await loop.create_connection(lambda: EchoClient(payload, stats), host, port)
         transports.append(transport)
     await asyncio.sleep(warmup)
     stats.recording = True
@@ -121,8 +120,17 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    result = runner(run(args.host, args.port, args.conns, args.size, args.duration,
-                        args.warmup, args.max_messages))
+    result = runner(
+        run(
+            args.host,
+            args.port,
+            args.conns,
+            args.size,
+            args.duration,
+            args.warmup,
+            args.max_messages,
+        )
+    )
     print(json.dumps(result), flush=True)
 
 

@@ -83,9 +83,23 @@ class Server:
 
 def load(port: int, conns: int, size: int, duration: float) -> dict[str, float]:
     out = subprocess.run(
-        [*_pin(1), sys.executable, str(LOADGEN), "--port", str(port), "--conns", str(conns),
-         "--size", str(size), "--duration", str(duration)],
-        capture_output=True, text=True, timeout=duration + 60, check=True,
+        [
+            *_pin(1),
+            sys.executable,
+            str(LOADGEN),
+            "--port",
+            str(port),
+            "--conns",
+            str(conns),
+            "--size",
+            str(size),
+            "--duration",
+            str(duration),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 

@@ -9,6 +9,12 @@ from ._listener import open_tcp_listeners as open_tcp_listeners
 from ._reactor import ReactorStatistics as ReactorStatistics
 from ._reactor import current_reactor as current_reactor
 from ._reactor import reactor_statistics as reactor_statistics
+from ._server import BatchListener as BatchListener
+from ._server import Server as Server
+from ._server import ServerConfig as ServerConfig
+from ._server import ServerStatistics as ServerStatistics
+from ._server import current_server as current_server
+from ._server import serve as serve
 from ._stream import SocketStream as SocketStream
 from ._stream import TcpStream as TcpStream
 from ._stream import UnixStream as UnixStream
@@ -17,20 +23,34 @@ from ._tls import server_ssl_context as server_ssl_context
 from ._tls import tls_accept as tls_accept
 from ._tls import tls_connect as tls_connect
 from ._udp import UdpSocket as UdpSocket
+from ._workers import Supervisor as Supervisor
+from ._workers import python_worker_argv as python_worker_argv
+from ._workers import reserve_port as reserve_port
+from ._workers import run_workers as run_workers
 
 __all__ = [
+    "BatchListener",
+    "Server",
+    "ServerConfig",
+    "ServerStatistics",
+    "current_server",
+    "serve",
     "ReactorStatistics",
     "SocketListener",
     "SocketStream",
     "TcpListener",
     "TcpStream",
+    "Supervisor",
     "UdpSocket",
     "UnixListener",
     "UnixStream",
     "client_ssl_context",
     "current_reactor",
     "open_tcp_listeners",
+    "python_worker_argv",
     "reactor_statistics",
+    "reserve_port",
+    "run_workers",
     "server_ssl_context",
     "tls_accept",
     "tls_connect",

@@ -146,6 +146,19 @@ class EpollReactor:
         if self._leader_reg is reg:
             os.eventfd_write(self._wake_fd, 1)
 
+    def interrupt(self, reg: Registration, direction: int) -> None:
+        """Wake the task parked on ``reg`` in ``direction`` as if the socket became ready.
+
+        The stream then retries its syscall and decides what to do (used to end input at a
+        server drain). A no-op if nobody waits.
+        """
+        reg.readiness |= direction
+        task = reg.waiters[direction]
+        if task is not None:
+            self._wake(reg, direction, task)
+        elif self._leader_reg is reg:
+            os.eventfd_write(self._wake_fd, 1)
+
     # -- waiting --------------------------------------------------------------------------
 
     async def wait(self, reg: Registration, direction: int) -> None:
@@ -292,6 +305,11 @@ class FallbackReactor:
         reg.closed = True
         self._registered -= 1
         trio.lowlevel.notify_closing(reg.sock)
+
+    def interrupt(self, reg: Registration, direction: int) -> None:
+        """Mark ``reg`` ready. A task already parked in Trio's wait is not woken early here:
+        it wakes with the socket's next event."""
+        reg.readiness |= direction
 
     async def wait(self, reg: Registration, direction: int) -> None:
         """Wait with Trio's own readiness API. See :meth:`EpollReactor.wait`."""

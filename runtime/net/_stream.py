@@ -60,7 +60,16 @@ class SocketStream(trio.abc.HalfCloseableStream):
             a server sets it to the connection's idle deadline.
     """
 
-    __slots__ = ("_eof", "_reactor", "_receiving", "_reg", "_sending", "idle", "socket")
+    __slots__ = (
+        "_eof",
+        "_input_ended",
+        "_reactor",
+        "_receiving",
+        "_reg",
+        "_sending",
+        "idle",
+        "socket",
+    )
 
     def __init__(self, sock: socket.socket, *, reactor: Reactor | None = None) -> None:
         sock.setblocking(False)
@@ -70,6 +79,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._sending = False
         self._receiving = False
         self._eof = False
+        self._input_ended = False
         self.idle: Touchable | None = None
 
     # -- receiving ------------------------------------------------------------------------
@@ -103,6 +113,8 @@ class SocketStream(trio.abc.HalfCloseableStream):
                         data = self.socket.recv(max_bytes)
                     except BlockingIOError:
                         reg.readiness &= ~READ
+                        if self._input_ended:
+                            return b""
                     except OSError as exc:
                         raise _broken(exc) from exc
                     else:
@@ -203,6 +215,40 @@ class SocketStream(trio.abc.HalfCloseableStream):
             self.socket.shutdown(socket.SHUT_WR)
         except OSError:  # already disconnected: nothing left to half-close
             pass
+
+    def end_input(self) -> None:
+        """From now on, ``receive_some`` returns what is already buffered, then ``b""``.
+
+        A receiver parked waiting for data wakes at once. The peer is not told anything;
+        servers use this to drain (the handler sees end-of-stream and finishes).
+        """
+        self._input_ended = True
+        self._reactor.interrupt(self._reg, READ)
+
+    async def aclose_gracefully(self, linger: float = 2.0, max_discard: int = 1 << 20) -> None:
+        """Half-close, discard the peer's input until it closes (bounded), then close.
+
+        Closing a socket that still has unread input makes the kernel send a reset, which
+        can destroy replies the peer has not read yet. This waits, for at most ``linger``
+        seconds and ``max_discard`` bytes, for the peer to close its side first.
+
+        Cancellation: the wait is shielded; the socket is always closed at the end.
+        """
+        with trio.move_on_after(linger) as scope:
+            scope.shield = True
+            try:
+                if not self._eof and not self._reg.closed:
+                    await self.send_eof()
+                self._input_ended = False
+                discarded = 0
+                while discarded < max_discard:
+                    data = await self.receive_some()
+                    if not data:
+                        break
+                    discarded += len(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
+        self.close()
 
     # -- closing --------------------------------------------------------------------------
 
