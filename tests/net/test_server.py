@@ -109,32 +109,32 @@ async def test_handler_exception_closes_only_that_connection(
 
 async def test_idle_timeout_closes_a_silent_connection(autojump_clock: trio.abc.Clock) -> None:
     listener = TcpListener.bind()
-    async with runtime.open_runtime(runtime.RuntimeConfig(handle_signals=False)):
-        async with trio.open_nursery() as nursery:
-            config = ServerConfig(idle_timeout=30)
-            server = await nursery.start(functools.partial(serve, config=config), echo, [listener])
-            chatty = await TcpStream.connect("127.0.0.1", listener.port)
-            silent = await TcpStream.connect("127.0.0.1", listener.port)
-            start = trio.current_time()
-            closed_after: list[float] = []
+    quiet = runtime.RuntimeConfig(handle_signals=False)
+    async with runtime.open_runtime(quiet), trio.open_nursery() as nursery:
+        config = ServerConfig(idle_timeout=30)
+        server = await nursery.start(functools.partial(serve, config=config), echo, [listener])
+        chatty = await TcpStream.connect("127.0.0.1", listener.port)
+        silent = await TcpStream.connect("127.0.0.1", listener.port)
+        start = trio.current_time()
+        closed_after: list[float] = []
 
-            async def watch_silent() -> None:
-                assert await silent.receive_some() == b""  # closed for idleness
-                closed_after.append(trio.current_time() - start)
+        async def watch_silent() -> None:
+            assert await silent.receive_some() == b""  # closed for idleness
+            closed_after.append(trio.current_time() - start)
 
-            nursery.start_soon(watch_silent)
-            for _ in range(5):  # chatty stays active across several periods
-                await trio.sleep(20)
-                await chatty.send_all(b"ping")
-                assert await chatty.receive_some() == b"ping"
-            assert len(closed_after) == 1
-            assert 30 <= closed_after[0] <= 60  # between one and two periods
-            assert server.statistics().idle_closed == 1
-            await chatty.send_all(b"alive")
-            assert await chatty.receive_some() == b"alive"
-            await chatty.aclose()
-            await silent.aclose()
-            server.drain()
+        nursery.start_soon(watch_silent)
+        for _ in range(5):  # chatty stays active across several periods
+            await trio.sleep(20)
+            await chatty.send_all(b"ping")
+            assert await chatty.receive_some() == b"ping"
+        assert len(closed_after) == 1
+        assert 30 <= closed_after[0] <= 60  # between one and two periods
+        assert server.statistics().idle_closed == 1
+        await chatty.send_all(b"alive")
+        assert await chatty.receive_some() == b"alive"
+        await chatty.aclose()
+        await silent.aclose()
+        server.drain()
 
 
 class FlakyListener:
