@@ -14,7 +14,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="serve the demo apps on loopback")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=0, help="port to bind; 0 picks one (default)")
+    demo.add_argument("--port", type=int, default=0, help="echo port; 0 picks one (default)")
+    demo.add_argument("--chat-port", type=int, default=0, help="chat port; 0 picks one")
     demo.add_argument(
         "--grace", type=float, default=10.0, help="seconds to drain on shutdown (default 10)"
     )
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "demo":
-        return _demo.run_demo(args.host, args.port, grace=args.grace)
+        return _demo.run_demo(args.host, args.port, chat_port=args.chat_port, grace=args.grace)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

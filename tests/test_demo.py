@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 LISTENING = re.compile(r"^listening on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
+CHAT = re.compile(r"^also serving chat on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 
 
 class Demo:
@@ -33,13 +34,19 @@ class Demo:
         match = LISTENING.match(line)
         assert match, f"unexpected first line {line!r}"
         self.address = (match["host"], int(match["port"]))
+        chat = CHAT.match(self.proc.stdout.readline().rstrip("\n"))
+        assert chat, "no chat line"
+        self.chat_address = (chat["host"], int(chat["port"]))
 
     def connect(self) -> socket.socket:
-        sock = socket.create_connection(self.address, timeout=10)
-        return sock
+        return socket.create_connection(self.address, timeout=10)
+
+    def connect_chat(self) -> socket.socket:
+        return socket.create_connection(self.chat_address, timeout=10)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
-        self.proc.send_signal(sig)
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
         _, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, err
 
@@ -91,14 +98,16 @@ def test_sigterm_with_client_connected_drains_and_exits_zero(demo: Demo) -> None
         sock.sendall(b"before shutdown\n")
         assert recv_line(sock) == b"before shutdown\n"
         start = time.monotonic()
-        code, err = demo.stop(signal.SIGTERM)
-        elapsed = time.monotonic() - start
-        assert sock.recv(1024) == b""  # the server closed our connection: drained
+        demo.proc.send_signal(signal.SIGTERM)
+        assert sock.recv(1024) == b""  # the server half-closed our connection: drained
+    code, err = demo.stop(signal.SIGTERM)  # we closed our side; it exits promptly
+    elapsed = time.monotonic() - start
     assert code == 0
     assert elapsed < 10  # within the grace period
-    assert "shutdown started (SIGTERM): 1 tasks alive" in err
-    assert "draining 1 connections" in err
-    assert "1 tasks drained, 0 tasks cancelled" in err
+    assert "shutdown started (SIGTERM)" in err
+    assert "echo: draining, 1 connections active" in err
+    assert "echo: drained" in err
+    assert "0 tasks cancelled" in err
 
 
 def test_sigint_exits_zero(demo: Demo) -> None:
@@ -107,14 +116,29 @@ def test_sigint_exits_zero(demo: Demo) -> None:
     assert "shutdown started (SIGINT)" in err
 
 
-def test_oversize_line_gets_a_clear_error_and_others_are_unaffected(demo: Demo) -> None:
-    with demo.connect() as good, demo.connect() as bad:
-        bad.sendall(b"x" * (64 * 1024 + 10))
-        reply = recv_line(bad)
-        assert reply.startswith(b"error: line exceeds 65536 bytes")
-        assert bad.recv(1024) == b""
-        good.sendall(b"still here\n")
-        assert recv_line(good) == b"still here\n"
+def test_oversize_chat_line_gets_a_clear_error_and_others_are_unaffected(demo: Demo) -> None:
+    with demo.connect() as echo, demo.connect_chat() as bad:
+        assert recv_line(bad).startswith(b"* guest1 joined")
+        bad.sendall(b"x" * 5000 + b"\n")
+        replies = b""
+        while chunk := bad.recv(65536):
+            replies += chunk
+        assert b"* error: line exceeds 1024 bytes" in replies  # then the chat closed it
+        echo.sendall(b"still here\n")
+        assert recv_line(echo) == b"still here\n"
+    assert demo.stop()[0] == 0
+
+
+def test_chat_between_two_clients(demo: Demo) -> None:
+    with demo.connect_chat() as a, demo.connect_chat() as b:
+        assert b"welcome" in recv_line(a) + recv_line(a)
+        a.sendall(b"/nick ann\n")
+        seen = b""
+        while b"<ann> hi bob" not in seen:
+            if b"is now known as ann" in seen and b"hi bob" not in seen:
+                a.sendall(b"hi bob\n")
+                seen += b"(sent)"
+            seen += b.recv(4096)
     assert demo.stop()[0] == 0
 
 
