@@ -155,3 +155,33 @@ def test_two_workers_serve_from_two_pids_and_a_killed_worker_restarts() -> None:
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.communicate()
+
+
+def test_echo_client_load_generator(server: EchoProcess) -> None:
+    client = Path(__file__).resolve().parent.parent / "examples" / "echo_client.py"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(client),
+            "--port",
+            str(server.port),
+            "--conns",
+            "4",
+            "--count",
+            "50",
+            "--size",
+            "100",
+            "--duration",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    match = re.match(
+        r"^200 messages over 4 connections in [\d.]+s: (\d+) msgs/s, p50 (\d+) us", out
+    )
+    assert match, out
+    assert int(match[1]) > 0
+    assert server.stop()[0] == 0

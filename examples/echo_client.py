@@ -1,0 +1,81 @@
+"""An echo client that doubles as a load generator.
+
+    python examples/echo_client.py --port 7000                          # one message
+    python examples/echo_client.py --port 7000 --conns 64 --duration 5  # load
+
+Each connection sends a ``--size``-byte message, waits for all of it to come back, and
+repeats until ``--duration`` seconds have passed (or ``--count`` messages per connection).
+It prints messages per second and the p50 and p99 round-trip latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import trio
+
+import runtime
+from runtime.net import TcpStream
+
+
+async def connection(args: argparse.Namespace, deadline: float, latencies: list[float]) -> None:
+    payload = b"x" * (args.size - 1) + b"\n"
+    stream = await TcpStream.connect(args.host, args.port)
+    async with stream:
+        for _ in range(args.count):
+            if time.perf_counter() >= deadline:
+                break
+            start = time.perf_counter()
+            await stream.send_all(payload)
+            received = 0
+            while received < len(payload):
+                data = await stream.receive_some()
+                if not data:
+                    raise trio.BrokenResourceError("the server closed the connection")
+                received += len(data)
+            latencies.append(time.perf_counter() - start)
+
+
+async def main(args: argparse.Namespace) -> dict[str, float]:
+    latencies: list[float] = []
+    start = time.perf_counter()
+    deadline = start + args.duration
+    async with runtime.JoinSet[None]() as tasks:
+        for _ in range(args.conns):
+            tasks.spawn(connection, args, deadline, latencies)
+        await tasks.join_all()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    n = len(latencies)
+    result = {
+        "messages": n,
+        "msgs_per_s": n / elapsed if elapsed else 0.0,
+        "p50_us": latencies[n // 2] * 1e6 if n else 0.0,
+        "p99_us": latencies[min(n - 1, n * 99 // 100)] * 1e6 if n else 0.0,
+    }
+    print(
+        f"{n} messages over {args.conns} connections in {elapsed:.2f}s: "
+        f"{result['msgs_per_s']:.0f} msgs/s, p50 {result['p50_us']:.0f} us, "
+        f"p99 {result['p99_us']:.0f} us",
+        flush=True,
+    )
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Echo client and load generator.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--conns", type=int, default=1, help="concurrent connections")
+    p.add_argument("--size", type=int, default=64, help="message size in bytes (>= 1)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds to run at most")
+    p.add_argument("--count", type=int, default=1, help="messages per connection at most")
+    args = p.parse_args(argv)
+    if args.size < 1:
+        p.error("--size must be at least 1")
+    return args
+
+
+if __name__ == "__main__":
+    runtime.run(main, parse_args())
