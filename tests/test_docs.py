@@ -37,6 +37,7 @@ def test_docs_have_snippets() -> None:
 
 
 @pytest.mark.parametrize(("where", "code"), SNIPPETS, ids=[w for w, _ in SNIPPETS])
-def test_snippet_runs(where: str, code: str) -> None:
+def test_snippet_runs(where: str, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # snippets may name files such as examples/echo_server.py
     namespace = {"__name__": "__main__", "__file__": where}
     exec(compile(code, where, "exec"), namespace)
