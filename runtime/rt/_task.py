@@ -172,8 +172,27 @@ def _task_name(fn: Callable[..., Any], name: str | None) -> str:
 
 
 async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-    """Run one task and record how it ended. Never lets an ordinary exception escape."""
+    """Run one task and record how it ended. Never lets an ordinary exception escape.
+
+    A task gets its own cancel scope so that ``abort()`` can cancel it alone. Entering a Trio
+    cancel scope costs about as much as starting the task itself, so a task whose handle was
+    already dropped when it starts (fire-and-forget: nobody can call ``abort()`` any more)
+    runs without one. It is still cancelled with its owner at shutdown.
+    """
     _current_task.set(task)
+    if task.detached and task.joinset is None and not task.aborted:
+        try:
+            task.value = await fn(*args)
+            task.state = _DONE
+        except Exception as exc:
+            task.error = exc
+            task.state = TaskState.FAILED
+        except BaseException:
+            task.state = TaskState.CANCELLED
+            _finish(task)
+            raise
+        _finish(task)
+        return
     scope = task.scope = trio.CancelScope()
     if task.aborted:
         scope.cancel()
