@@ -6,43 +6,88 @@ socket with data). Tokio instead gives each task a budget of operations per turn
 that can complete immediately does so without yielding, and only when the budget runs out, or
 the task really has to wait, does it go back to the scheduler.
 
-Here a "turn" is the run of operations one task makes without another task's budgeted operation
-in between. We track the last task that spent budget; when a different task spends, the budget
-refills. Every budgeted operation still checks for cancellation, so cancellation stays prompt;
-what is given up is only the guarantee that *every* operation lets other tasks run.
+A *turn* is the stretch a task runs between two schedule points. Trio counts the schedule
+points of every task (``Task._schedule_points``, the counter behind
+``trio.testing.assert_checkpoints``), so a turn is recognised exactly: the budget refills when a
+different task spends, or when the same task has been through the scheduler since it last
+spent. Within one turn a task completes at most ``budget`` operations; the one that would go
+over yields first, and completes in the next turn.
 
-Primitives call :func:`consume_budget` on their fast path (the operation will complete without
-waiting) and simply park on their slow path (parking is a schedule point that refills the
-budget, because another task runs in between).
+Every budgeted operation is still a cancellation point: :func:`try_consume_budget` refuses when
+the task's cancel scope is cancelled, and the caller then takes the checkpoint that raises
+``trio.Cancelled`` *before* the operation has any effect. What is given up is only the promise
+that *every* operation lets other tasks run (see ``docs/explanation/budget.md``).
+
+Two ways to use it:
+
+* ``await consume_budget()`` before the operation: simple, one extra coroutine.
+* The hot path of a primitive inlines it::
+
+      if not try_consume_budget():
+          await checkpoint()      # yields; raises Cancelled if cancelled
+      ...complete the operation, or park (parking is a schedule point)...
+
+The state is process-wide, like the budget size. Two Trio runs in two threads that both spend
+budget can refill each other's turns, so such a task yields less often than the budget says
+(it still checks for cancellation on every operation).
+
+The fast path reads three private attributes of ``trio.lowlevel.Task`` (the cancel status and
+the two checkpoint counters used by ``trio.testing``). If a future Trio drops them, the module
+falls back to public API: ``current_effective_deadline()`` for cancellation, and task identity
+alone for turns (which only makes tasks yield earlier).
 """
 
 from __future__ import annotations
 
+from math import inf
+
+import attrs
 import trio
 
 _DEFAULT_BUDGET = 128
 
 _budget_size = _DEFAULT_BUDGET
-_last_task: object = None
+_turn_task: object = None
+_turn_mark = -1
 _remaining = 0
 
 _current_task = trio.lowlevel.current_task
 _checkpoint = trio.lowlevel.checkpoint
-_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_effective_deadline = trio.current_effective_deadline
+
+
+def _task_has_private_counters() -> bool:
+    try:
+        fields = attrs.fields_dict(trio.lowlevel.Task)
+    except (TypeError, attrs.exceptions.NotAnAttrsClassError):  # pragma: no cover
+        return False
+    return {"_cancel_status", "_schedule_points", "_cancel_points"} <= fields.keys()
+
+
+_FAST = _task_has_private_counters()
 
 
 def set_budget(size: int) -> int:
     """Set the budget for this process and return the previous one.
 
-    The runtime calls this from its config; a budget of 1 makes every operation a schedule
-    point, which is Trio's own behaviour.
+    The runtime calls this from ``RuntimeConfig.coop_budget``. A budget of 1 makes every
+    operation a schedule point, which is Trio's own behaviour.
+
+    Args:
+        size: Operations a task may complete per turn, at least 1.
+
+    Returns:
+        The budget that was in force before.
+
+    Raises:
+        ValueError: ``size`` is below 1.
     """
-    global _budget_size, _last_task
+    global _budget_size, _turn_task
     if size < 1:
-        raise ValueError(f"coop budget must be >= 1, got {size}")
+        raise ValueError(f"coop budget must be >= 1, got {size}; use 1 for Trio's behaviour")
     previous = _budget_size
     _budget_size = size
-    _last_task = None
+    _turn_task = None
     return previous
 
 
@@ -51,45 +96,98 @@ def budget() -> int:
     return _budget_size
 
 
+if _FAST:
+
+    def try_consume_budget() -> bool:
+        """Spend one unit of the current task's budget, if the operation may complete now.
+
+        Synchronous, for the fast path of a primitive. It never yields.
+
+        Returns:
+            True: the operation may complete without a schedule point (it has been counted as
+            a cancellation point). False: the budget is spent or the task is cancelled; the
+            caller must ``await trio.lowlevel.checkpoint()`` before doing anything, which
+            yields (refilling the budget) or raises ``trio.Cancelled``.
+        """
+        global _turn_task, _turn_mark, _remaining
+        task = _current_task()
+        if task is _turn_task and task._schedule_points == _turn_mark:
+            _remaining -= 1
+            if _remaining <= 0:
+                return False
+        else:
+            _turn_task = task
+            _turn_mark = task._schedule_points
+            _remaining = _budget_size - 1
+            if _remaining <= 0:
+                return False
+        if task._cancel_status.effectively_cancelled:
+            return False
+        task._cancel_points += 1
+        return True
+
+else:  # pragma: no cover - only on a Trio without the private counters
+
+    def try_consume_budget() -> bool:
+        """Spend one unit of the current task's budget, if the operation may complete now.
+
+        Returns:
+            True if the operation may complete without a schedule point; False if the caller
+            must ``await trio.lowlevel.checkpoint()`` first.
+        """
+        global _turn_task, _remaining
+        task = _current_task()
+        if task is _turn_task:
+            _remaining -= 1
+            if _remaining <= 0:
+                _turn_task = None
+                return False
+        else:
+            _turn_task = task
+            _remaining = _budget_size - 1
+            if _remaining <= 0:
+                _turn_task = None
+                return False
+        return _effective_deadline() != -inf
+
+
 async def consume_budget() -> None:
     """Spend one unit of the current task's budget.
 
     Always a cancellation point. A schedule point only when the budget is spent, in which case
     the task yields and comes back with a full budget.
+
+    Raises:
+        trio.Cancelled: The task is cancelled (checked on every call).
     """
-    global _last_task, _remaining
-    task = _current_task()
-    if task is _last_task:
-        _remaining -= 1
-        if _remaining > 0:
-            await _checkpoint_if_cancelled()
-            return
-    else:
-        _last_task = task
-        _remaining = _budget_size - 1
-        if _remaining > 0:
-            await _checkpoint_if_cancelled()
-            return
-    _remaining = _budget_size
-    _last_task = None
-    await _checkpoint()
+    if not try_consume_budget():
+        await _checkpoint()
 
 
 def has_budget() -> bool:
     """Whether the current task could complete an operation now without being forced to yield."""
-    return _current_task() is not _last_task or _remaining > 1
+    task = _current_task()
+    if task is not _turn_task:
+        return _budget_size > 1
+    if _FAST and task._schedule_points != _turn_mark:
+        return _budget_size > 1
+    return _remaining > 1
 
 
 def reset_budget() -> None:
-    """Forget the current turn; the next operation starts a fresh budget.
+    """Forget the current turn; the next operation starts with a full budget.
 
-    Call after a real schedule point that did not go through :func:`consume_budget`.
+    Rarely needed: a turn already ends at every schedule point.
     """
-    global _last_task
-    _last_task = None
+    global _turn_task
+    _turn_task = None
 
 
 async def yield_now() -> None:
-    """Yield to the scheduler, as Tokio's ``yield_now``. A checkpoint that refills the budget."""
+    """Yield to the scheduler, as Tokio's ``yield_now``: a checkpoint that refills the budget.
+
+    Raises:
+        trio.Cancelled: The task is cancelled.
+    """
     reset_budget()
     await _checkpoint()

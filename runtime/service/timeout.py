@@ -1,0 +1,121 @@
+"""Timeout: one deadline over readiness and the call together.
+
+Tower's ``Timeout`` starts its clock in ``call``, so time spent waiting in ``poll_ready`` (for
+a limit, a buffer slot, a balancer with no ready endpoint) is not covered (tower#648, #677).
+Here the deadline is one cancel scope around everything the request waits for: the plain call
+waits for readiness inside it, and a reservation opens the scope on entry and closes it on
+exit, so waiting for the reservation and the call under it share the same deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
+from typing import TypeVar
+
+import attrs
+import trio
+
+from runtime.time import Elapsed
+
+from ._service import Call, Service
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+__all__ = ["Elapsed", "Timeout", "TimeoutLayer"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"timeout {attribute.name} must be > 0 seconds, got {value!r}")
+
+
+@attrs.define(eq=False)
+class Timeout(Service[Req, Resp]):
+    """Fail a request with :class:`~runtime.time.Elapsed` if it takes longer than ``duration``.
+
+    The deadline covers waiting for the inner service to be ready and the call itself.
+
+    Attributes:
+        inner: The wrapped service.
+        duration: Seconds allowed for readiness plus the call.
+
+    Cancellation:
+        When the deadline passes, the inner call is cancelled (it keeps nothing reserved) and
+        ``Elapsed`` is raised in its place. A cancellation from outside passes through as
+        ``trio.Cancelled``.
+    """
+
+    inner: Service[Req, Resp]
+    duration: float = attrs.field(validator=_positive)
+
+    async def __call__(self, request: Req) -> Resp:
+        """Call the inner service under the deadline.
+
+        Raises:
+            Elapsed: the deadline passed first.
+        """
+        with trio.move_on_after(self.duration):
+            return await self.inner(request)
+        raise self._elapsed()
+
+    @asynccontextmanager
+    async def _ready(self) -> AsyncIterator[Call[Req, Resp]]:
+        with trio.move_on_after(self.duration) as scope:
+            async with self.inner.ready() as call:
+                yield call
+        if scope.cancelled_caught:
+            raise self._elapsed()
+
+    @contextmanager
+    def _ready_nowait(self) -> Iterator[Call[Req, Resp]]:
+        with trio.move_on_after(self.duration) as scope, self.inner.ready_nowait() as call:
+            yield call
+        if scope.cancelled_caught:
+            raise self._elapsed()
+
+    def ready(self) -> AbstractAsyncContextManager[Call[Req, Resp]]:
+        """Reserve the inner service; the deadline runs from entry until the block ends.
+
+        Raises:
+            Elapsed: (on entry or on exit) the deadline passed inside the block.
+        """
+        return self._ready()
+
+    def ready_nowait(self) -> AbstractContextManager[Call[Req, Resp]]:
+        """Reserve the inner service without waiting; the deadline bounds the block.
+
+        Raises:
+            trio.WouldBlock: (on entry) the inner service is not ready.
+            Elapsed: (on exit) the deadline passed inside the block.
+        """
+        return self._ready_nowait()
+
+    def is_ready(self) -> bool:
+        return self.inner.is_ready()
+
+    def _elapsed(self) -> Elapsed:
+        return Elapsed(
+            f"no response within {self.duration} s (Timeout covers waiting for readiness and "
+            "the call); raise the timeout or find out what is slow"
+        )
+
+
+@attrs.frozen
+class TimeoutLayer:
+    """Wraps services in :class:`Timeout`.
+
+    Attributes:
+        duration: Seconds allowed for readiness plus the call.
+    """
+
+    duration: float = attrs.field(validator=_positive)
+
+    def layer(self, inner: Service[Req, Resp]) -> Timeout[Req, Resp]:
+        return Timeout(inner, self.duration)

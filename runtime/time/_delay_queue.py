@@ -1,0 +1,205 @@
+"""DelayQueue: items that come out when their delay has passed (Tokio's ``DelayQueue``).
+
+Each item's key is its own wheel entry. When the wheel fires it, the key moves to the ready
+queue; a waiting task takes it from there. Taking is synchronous once the task runs, so a
+cancelled wait never loses an item: the item stays ready for the next call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Generic, TypeVar
+
+import trio
+
+from ._wheel import TimerWheel, _cancel, _Entry, current_wheel
+
+T = TypeVar("T")
+
+
+class Key(_Entry, Generic[T]):
+    """The handle of one item in a :class:`DelayQueue`, from :meth:`DelayQueue.insert`."""
+
+    __slots__ = ("_deadline", "_item", "_queue")
+
+    def __init__(self, queue: DelayQueue[T], item: T, deadline: float) -> None:
+        self._slot = None
+        self._when = 0
+        self._queue: DelayQueue[T] | None = queue
+        self._item = item
+        self._deadline = deadline
+
+    @property
+    def deadline(self) -> float:
+        """When the item expires (or expired), on Trio's clock."""
+        return self._deadline
+
+    def _fire(self, wheel: TimerWheel) -> None:
+        queue = self._queue
+        assert queue is not None
+        queue._waiting -= 1
+        queue._ready.append(self)
+        if queue._lot:
+            queue._lot.unpark()
+
+    def __repr__(self) -> str:
+        return f"<DelayQueue.Key {self._item!r} at {self._deadline:.6g}>"
+
+
+class DelayQueue(Generic[T]):
+    """A queue of items that each become available once their own delay has passed.
+
+    Use it for key expiry, retry schedules and anything that must happen "n seconds after
+    x": ``insert`` returns a :class:`Key`, ``remove`` and ``reset`` take it, and
+    ``async for item in queue`` yields items as they expire, earliest first (items due in the
+    same wheel tick come out in insertion order). Insert, remove and reset of a waiting item
+    are O(1).
+
+    Iteration ends when the queue is empty (nothing waiting, nothing expired), as Tokio's
+    stream does; :meth:`next_expired` instead waits for a future insert.
+
+    The queue finds the timer wheel at its first insert, so it can be created anywhere.
+    """
+
+    def __init__(self) -> None:
+        self._wheel: TimerWheel | None = None
+        self._waiting = 0
+        self._ready: deque[Key[T]] = deque()
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def _get_wheel(self) -> TimerWheel:
+        wheel = self._wheel
+        if wheel is None:
+            wheel = self._wheel = current_wheel()
+        return wheel
+
+    def __len__(self) -> int:
+        """Items in the queue: still waiting, or expired and not yet taken."""
+        return self._waiting + len(self._ready)
+
+    def insert(self, item: T, delay: float) -> Key[T]:
+        """Add ``item``, to expire ``delay`` seconds from now.
+
+        Args:
+            item: Any value.
+            delay: Seconds until it expires. Zero or negative expires at the next tick.
+
+        Returns:
+            The item's key, for :meth:`remove` and :meth:`reset`.
+
+        Raises:
+            ValueError: if ``delay`` is NaN or infinite.
+        """
+        return self.insert_at(item, trio.current_time() + delay)
+
+    def insert_at(self, item: T, deadline: float) -> Key[T]:
+        """Add ``item``, to expire at ``deadline`` on Trio's clock. See :meth:`insert`.
+
+        Raises:
+            ValueError: if ``deadline`` is NaN or infinite.
+        """
+        _check(deadline)
+        wheel = self._get_wheel()
+        key = Key(self, item, deadline)
+        wheel._schedule(key, wheel._ceil_tick(deadline))
+        self._waiting += 1
+        return key
+
+    def remove(self, key: Key[T]) -> T:
+        """Take an item out, expired or not, and return it.
+
+        O(1) while it waits; O(expired items) if it has expired and is waiting to be taken.
+
+        Raises:
+            KeyError: if the key is not in this queue (already taken or removed, or from
+                another queue).
+        """
+        self._own(key)
+        if key._slot is not None:
+            _cancel(key)
+            self._waiting -= 1
+        else:
+            self._ready.remove(key)
+        key._queue = None
+        return key._item
+
+    def reset(self, key: Key[T], delay: float) -> None:
+        """Make an item expire ``delay`` seconds from now instead, even if it already expired.
+
+        Raises:
+            KeyError: if the key is not in this queue.
+            ValueError: if ``delay`` is NaN or infinite.
+        """
+        self.reset_at(key, trio.current_time() + delay)
+
+    def reset_at(self, key: Key[T], deadline: float) -> None:
+        """Make an item expire at ``deadline`` instead. See :meth:`reset`.
+
+        Raises:
+            KeyError: if the key is not in this queue.
+            ValueError: if ``deadline`` is NaN or infinite.
+        """
+        _check(deadline)
+        self._own(key)
+        wheel = self._get_wheel()
+        if key._slot is None:
+            self._ready.remove(key)
+            self._waiting += 1
+        key._deadline = deadline
+        wheel._reset(key, wheel._ceil_tick(deadline))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, Key) and key._queue is self
+
+    def next_expired_nowait(self) -> T:
+        """Take the next expired item without waiting.
+
+        Raises:
+            trio.WouldBlock: if no item has expired yet.
+        """
+        if not self._ready:
+            raise trio.WouldBlock
+        key = self._ready.popleft()
+        key._queue = None
+        return key._item
+
+    async def next_expired(self) -> T:
+        """Wait for the next item to expire and take it. Waits even while the queue is empty.
+
+        Cancellation: a checkpoint. A cancelled call takes no item; every expired item stays
+        in the queue for the next call.
+        """
+        if self._ready:
+            await trio.lowlevel.checkpoint()
+        while not self._ready:
+            await self._lot.park()
+        return self.next_expired_nowait()
+
+    def __aiter__(self) -> DelayQueue[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        """The next expired item; ends the iteration when the queue is empty.
+
+        Cancellation: as :meth:`next_expired`.
+        """
+        if not self._waiting and not self._ready:
+            await trio.lowlevel.checkpoint()
+            raise StopAsyncIteration
+        return await self.next_expired()
+
+    def _own(self, key: Key[T]) -> None:
+        if key._queue is not self:
+            raise KeyError(
+                f"{key!r} is not in this queue: it was already taken or removed, or it "
+                "belongs to another DelayQueue"
+            )
+
+    def __repr__(self) -> str:
+        return f"<DelayQueue waiting={self._waiting} expired={len(self._ready)}>"
+
+
+def _check(deadline: float) -> None:
+    if not math.isfinite(deadline):
+        raise ValueError(f"an item's deadline must be finite, got {deadline!r}")
