@@ -11,6 +11,7 @@ import ssl
 
 import trio
 
+from ..time import timeout
 from ._stream import TcpStream
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -58,12 +59,13 @@ async def tls_connect(
     Raises:
         OSError: the TCP connection failed.
         trio.BrokenResourceError: the handshake failed (bad certificate, protocol error).
-        TimeoutError: the handshake took longer than ``handshake_timeout``.
+        runtime.time.Elapsed: the handshake took longer than ``handshake_timeout`` (a
+            ``TimeoutError``).
     """
     stream = await TcpStream.connect(host, port)
     tls = trio.SSLStream(stream, ssl_context, server_hostname=server_hostname or host)
     try:
-        with trio.fail_after(handshake_timeout):
+        with timeout(handshake_timeout):
             await tls.do_handshake()
     except BaseException:
         await trio.aclose_forcefully(stream)
@@ -81,11 +83,11 @@ async def tls_accept(
 
     Raises:
         trio.BrokenResourceError: the handshake failed.
-        TimeoutError: the peer was too slow.
+        runtime.time.Elapsed: the peer was too slow (a ``TimeoutError``).
     """
     tls = trio.SSLStream(stream, ssl_context, server_side=True)
     try:
-        with trio.fail_after(handshake_timeout):
+        with timeout(handshake_timeout):
             await tls.do_handshake()
     except BaseException:
         await trio.aclose_forcefully(stream)
