@@ -1,12 +1,33 @@
 """trio-runtime: a structured-concurrency networking runtime on Trio.
 
-This module is the front door: the names most programs need, re-exported from the layers
-(``runtime.rt``, ``runtime.time``, ``runtime.sync``, ``runtime.net``, ``runtime.io``,
-``runtime.service``).
+This module is the front door: the names most programs need, re-exported from the layers.
+Each layer is importable on its own for the rest:
+
+* ``runtime.rt``: run, spawn, JoinHandle, JoinSet, the task registry, shutdown;
+* ``runtime.time``: the timer wheel, sleep, timeout, Interval, DelayQueue, IdleDeadline;
+* ``runtime.sync``: mpsc, oneshot, broadcast and watch channels, Semaphore, Notify, ...;
+* ``runtime.io``: codecs and Framed;
+* ``runtime.net``: streams, listeners, the server, worker processes;
+* ``runtime.service``: Service, Layer, ServiceBuilder and the middleware;
+* ``runtime.testing``: the mock service for middleware tests.
 """
 
 from __future__ import annotations
 
+from . import io as io
+from . import net as net
+from . import rt as rt
+from . import service as service
+from . import sync as sync
+from . import time as time
+from .io import Framed as Framed
+from .io import FrameTooLarge as FrameTooLarge
+from .io import LengthDelimitedCodec as LengthDelimitedCodec
+from .io import LinesCodec as LinesCodec
+from .net import ServerConfig as ServerConfig
+from .net import TcpListener as TcpListener
+from .net import TcpStream as TcpStream
+from .net import serve as serve
 from .rt import JoinError as JoinError
 from .rt import JoinHandle as JoinHandle
 from .rt import JoinSet as JoinSet
@@ -23,24 +44,88 @@ from .rt import run as run
 from .rt import spawn as spawn
 from .rt import spawn_blocking as spawn_blocking
 from .rt import yield_now as yield_now
+from .service import BudgetExhausted as BudgetExhausted
+from .service import CircuitOpen as CircuitOpen
+from .service import Layer as Layer
+from .service import Overloaded as Overloaded
+from .service import Service as Service
+from .service import ServiceBuilder as ServiceBuilder
+from .service import service_fn as service_fn
+from .sync import CancellationToken as CancellationToken
+from .sync import Notify as Notify
+from .sync import Semaphore as Semaphore
+from .sync import broadcast as broadcast
+from .sync import mpsc as mpsc
+from .sync import oneshot as oneshot
+from .sync import watch as watch
+from .time import DelayQueue as DelayQueue
+from .time import Elapsed as Elapsed
+from .time import IdleDeadline as IdleDeadline
+from .time import Interval as Interval
+from .time import MissedTickBehavior as MissedTickBehavior
+from .time import move_on_after as move_on_after
+from .time import move_on_at as move_on_at
+from .time import sleep as sleep
+from .time import sleep_until as sleep_until
+from .time import timeout as timeout
+from .time import timeout_at as timeout_at
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BudgetExhausted",
+    "CancellationToken",
+    "CircuitOpen",
+    "DelayQueue",
+    "Elapsed",
+    "FrameTooLarge",
+    "Framed",
+    "IdleDeadline",
+    "Interval",
     "JoinError",
     "JoinHandle",
     "JoinSet",
+    "Layer",
+    "LengthDelimitedCodec",
+    "LinesCodec",
+    "MissedTickBehavior",
     "NoRuntimeError",
+    "Notify",
+    "Overloaded",
     "Runtime",
     "RuntimeConfig",
     "RuntimeStatistics",
+    "Semaphore",
+    "ServerConfig",
+    "Service",
+    "ServiceBuilder",
     "TaskInfo",
     "TaskState",
+    "TcpListener",
+    "TcpStream",
+    "broadcast",
     "current",
+    "io",
     "main",
+    "move_on_after",
+    "move_on_at",
+    "mpsc",
+    "net",
+    "oneshot",
     "open_runtime",
+    "rt",
     "run",
+    "serve",
+    "service",
+    "service_fn",
+    "sleep",
+    "sleep_until",
     "spawn",
     "spawn_blocking",
+    "sync",
+    "time",
+    "timeout",
+    "timeout_at",
+    "watch",
     "yield_now",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._config import RuntimeConfig as RuntimeConfig
 from ._coop import consume_budget as consume_budget
+from ._coop import try_consume_budget as try_consume_budget
 from ._coop import yield_now as yield_now
 from ._runtime import NoRuntimeError as NoRuntimeError
 from ._runtime import Runtime as Runtime
@@ -40,6 +41,7 @@ __all__ = [
     "run",
     "spawn",
     "spawn_blocking",
+    "try_consume_budget",
     "try_current",
     "yield_now",
 ]

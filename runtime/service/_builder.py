@@ -78,6 +78,7 @@ class ServiceBuilder:
         *,
         backoff: Backoff | None = None,
         budget: Budget | None = None,
+        rng: random.Random | None = None,
     ) -> ServiceBuilder:
         """Add a :class:`~runtime.service.Retry`.
 
@@ -85,10 +86,14 @@ class ServiceBuilder:
             policy: Decides what to retry.
             backoff: Delays between attempts; default ``Backoff()``.
             budget: A budget shared by the wrapped services; default a fresh ``Budget()`` each.
+            rng: Source of jitter; seed one for repeatable runs.
         """
         return self.layer(
             RetryLayer(
-                policy, backoff=backoff if backoff is not None else Backoff(), budget=budget
+                policy,
+                backoff=backoff if backoff is not None else Backoff(),
+                budget=budget,
+                rng=rng if rng is not None else random.Random(),
             )
         )
 

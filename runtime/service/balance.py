@@ -261,6 +261,9 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
     def __len__(self) -> int:
         return len(self._endpoints)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._positions
+
     def _set_changed(self) -> None:
         self._changed.set()
         self._changed = trio.Event()

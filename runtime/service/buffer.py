@@ -204,7 +204,7 @@ class Buffer(Service[Req, Resp]):
 
     async def _serve(self, message: _Message[Req, Resp]) -> None:
         message.state = _RUNNING
-        result: outcome.Outcome[Resp] = outcome.Error(_closed())
+        result: outcome.Outcome[Resp] | None = None
         try:
             with trio.CancelScope() as message.scope:
                 try:
@@ -212,7 +212,8 @@ class Buffer(Service[Req, Resp]):
                 except Exception as exc:
                     result = outcome.Error(exc)
         finally:
-            self._finish(message, result)
+            # No result: the caller gave up (its scope was cancelled) or the workers stopped.
+            self._finish(message, result if result is not None else outcome.Error(_closed()))
 
     def _close(self) -> None:
         self._closed = True

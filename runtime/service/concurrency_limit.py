@@ -153,7 +153,6 @@ class ConcurrencyLimit(Service[Req, Resp]):
         finally:
             semaphore.release()
 
-
     def ready(self) -> AbstractAsyncContextManager[Call[Req, Resp]]:
         """Wait for a permit and for the inner service; hold both until the block ends."""
         return self._ready()
