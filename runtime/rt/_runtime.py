@@ -262,7 +262,10 @@ def spawn(fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None) 
     Raises:
         NoRuntimeError: outside a runtime.
     """
-    return current().spawn(fn, *args, name=name)
+    rt = _current_runtime.get()
+    if rt is None or rt._task_nursery is None:
+        return current().spawn(fn, *args, name=name)  # raises the right error
+    return JoinHandle(_start(rt._task_nursery, rt._registry, fn, args, name))
 
 
 async def spawn_blocking(fn: Callable[..., T], *args: Any) -> T:
