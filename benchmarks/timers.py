@@ -33,7 +33,7 @@ import trio
 import trio.testing
 
 import runtime
-from runtime.time import IdleDeadline, TimerWheel, move_on_after, timeout
+from runtime.time import IdleDeadline, TimerWheel, timeout
 from runtime.time._wheel import _cancel, _Entry
 
 Results = dict[str, str]
@@ -46,36 +46,42 @@ def best_of(rounds: int, fn: Callable[[], float]) -> float:
 # -- 1. touch() against CancelScope.deadline = ... ---------------------------------------
 
 
-async def park_with_scope(
-    period: float, idle: bool, *, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED
-) -> None:
+async def park_with_scope(period: float, idle: bool, handles: list[object]) -> None:
     """A connection-like task parked in its own scope, with an idle timeout of one kind."""
-    if idle:
-        with trio.CancelScope() as scope, IdleDeadline(period, scope=scope) as deadline:
-            task_status.started(deadline)
-            await trio.sleep_forever()
-    else:
-        with trio.CancelScope(deadline=trio.current_time() + period) as scope:
-            task_status.started(scope)
+    with trio.CancelScope() as scope:
+        if idle:
+            deadline = IdleDeadline(period, scope=scope)
+            handles.append(deadline)
+            try:
+                await trio.sleep_forever()
+            finally:
+                deadline.close()
+        else:
+            scope.deadline = trio.current_time() + period
+            handles.append(scope)
             await trio.sleep_forever()
 
 
 async def bench_touch(n: int, rounds: int, ops: int) -> tuple[float, float]:
+    scopes: list[trio.CancelScope] = []
+    idles: list[IdleDeadline] = []
     async with trio.open_nursery() as nursery:
-        scopes = [await nursery.start(park_with_scope, 3600.0, False) for _ in range(n)]
-        idles = [await nursery.start(park_with_scope, 3600.0, True) for _ in range(n)]
+        for _ in range(n):
+            nursery.start_soon(park_with_scope, 3600.0, False, scopes)
+            nursery.start_soon(park_with_scope, 3600.0, True, idles)
+        await trio.testing.wait_all_tasks_blocked()
         base = trio.current_time() + 3600.0
 
         def trio_round() -> float:
             start = time.perf_counter()
             for i in range(ops):
-                scopes[i % n].deadline = base + i * 1e-6  # type: ignore[attr-defined]
+                scopes[i % n].deadline = base + i * 1e-6
             return (time.perf_counter() - start) / ops
 
         def ours_round() -> float:
             start = time.perf_counter()
             for i in range(ops):
-                idles[i % n].touch()  # type: ignore[attr-defined]
+                idles[i % n].touch()
             return (time.perf_counter() - start) / ops
 
         best_trio = best_ours = math.inf
@@ -111,19 +117,18 @@ def timeout_rounds(ops: int, rounds: int) -> tuple[float, float]:
     return best_trio, best_ours
 
 
+async def parked_in_timeout() -> None:
+    with timeout(3600.0):
+        await trio.sleep_forever()
+
+
 async def bench_timeout_loaded(n: int, rounds: int, ops: int) -> tuple[float, float]:
     """The same, while n other timeouts of each kind are pending (a server under load)."""
     async with trio.open_nursery() as nursery:
         for _ in range(n):
-            await nursery.start(park_with_scope, 3600.0, False)
-
-        async def parked_in_timeout(*, task_status: trio.TaskStatus[None]) -> None:
-            with timeout(3600.0):
-                task_status.started()
-                await trio.sleep_forever()
-
-        for _ in range(n):
-            await nursery.start(parked_in_timeout)
+            nursery.start_soon(park_with_scope, 3600.0, False, [])
+            nursery.start_soon(parked_in_timeout)
+        await trio.testing.wait_all_tasks_blocked()
         result = timeout_rounds(ops, rounds)
         nursery.cancel_scope.cancel()
     return result
@@ -132,25 +137,21 @@ async def bench_timeout_loaded(n: int, rounds: int, ops: int) -> tuple[float, fl
 # -- 3. memory per pending idle timeout ---------------------------------------------------
 
 
-async def parked(kind: str, *, task_status: trio.TaskStatus[None]) -> None:
+async def parked(kind: str) -> None:
     with trio.CancelScope() as scope:  # the connection's existing scope
         if kind == "idle":
             idle = IdleDeadline(3600.0, scope=scope)
             try:
-                task_status.started()
                 await trio.sleep_forever()
             finally:
                 idle.close()
         elif kind == "idle-with":
             with IdleDeadline(3600.0, scope=scope):
-                task_status.started()
                 await trio.sleep_forever()
         elif kind == "trio":
             with trio.move_on_after(3600.0):
-                task_status.started()
                 await trio.sleep_forever()
         else:
-            task_status.started()
             await trio.sleep_forever()
 
 
@@ -162,7 +163,7 @@ async def memory_of(kind: str, n: int) -> float:
     before = tracemalloc.get_traced_memory()[0]
     async with trio.open_nursery() as nursery:
         for _ in range(n):
-            await nursery.start(parked, kind)
+            nursery.start_soon(parked, kind)
         await trio.testing.wait_all_tasks_blocked()
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
@@ -172,10 +173,11 @@ async def memory_of(kind: str, n: int) -> float:
 
 
 async def bench_memory(n: int) -> tuple[float, float, float]:
-    base = min([await memory_of("none", n) for _ in range(2)])
-    trio_extra = min([await memory_of("trio", n) for _ in range(2)]) - base
-    ours_extra = min([await memory_of("idle", n) for _ in range(2)]) - base
-    with_extra = min([await memory_of("idle-with", n) for _ in range(2)]) - base
+    await memory_of("none", n // 10)  # warm up allocator free lists
+    base = await memory_of("none", n)
+    trio_extra = await memory_of("trio", n) - base
+    ours_extra = await memory_of("idle", n) - base
+    with_extra = await memory_of("idle-with", n) - base
     return trio_extra, ours_extra, with_extra
 
 

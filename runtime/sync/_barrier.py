@@ -10,8 +10,8 @@ import trio
 
 from ._lowlevel import (
     Abort,
+    Handoff,
     Task,
-    Value,
     checkpoint,
     current_task,
     enable_ki_protection,
@@ -21,6 +21,8 @@ from ._lowlevel import (
 )
 
 __all__ = ["Barrier", "BarrierStatistics"]
+
+_NOT_LEADER = Handoff(False)
 
 
 @attrs.frozen
@@ -81,7 +83,7 @@ class Barrier:
         self._waiters = {}
         self._rounds += 1
         for task in waiters:
-            reschedule(task, Value(False))
+            reschedule(task, _NOT_LEADER)
         return True
 
     def _abort(self, task: Task, _: object) -> trio.lowlevel.Abort:

@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from ._lowlevel import (
+    WOKEN,
     Abort,
     Task,
     checkpoint,
@@ -65,7 +66,7 @@ class Notify:
         """Wake the longest-waiting task, or store one permit if nobody waits."""
         if self._waiters:
             task, _ = self._waiters.popitem(last=False)
-            reschedule(task)
+            reschedule(task, WOKEN)
         else:
             self._permit = True
 
@@ -77,7 +78,7 @@ class Notify:
         waiters = self._waiters
         self._waiters = OrderedDict()
         for task in waiters:
-            reschedule(task)
+            reschedule(task, WOKEN)
 
     def notified(self) -> Notified:
         """A waiter to ``await``. It counts ``notify_waiters`` calls from now on.

@@ -28,6 +28,12 @@ class OnceCell(Generic[T]):
 
     __slots__ = ("_lock", "_value")
 
+    @overload
+    def __init__(self) -> None: ...
+
+    @overload
+    def __init__(self, value: T) -> None: ...
+
     def __init__(self, value: Any = NO_VALUE) -> None:
         self._value: Any = value
         self._lock = Semaphore(1)

@@ -19,6 +19,7 @@ import trio
 
 from ._errors import WouldBlock, closed_error
 from ._lowlevel import (
+    WOKEN,
     Abort,
     Error,
     Task,
@@ -162,7 +163,7 @@ class Semaphore:
                 return
             self._available -= wanted
             del waiters[task]
-            reschedule(task)
+            reschedule(task, WOKEN)
 
     @enable_ki_protection
     def close(self) -> None:

@@ -30,6 +30,7 @@ import trio
 
 from ._errors import EndOfChannel, Lagged, WouldBlock, closed_error
 from ._lowlevel import (
+    WOKEN,
     Abort,
     Task,
     checkpoint,
@@ -87,7 +88,7 @@ class _State(Generic[T]):
         waiters = self.waiters
         self.waiters = {}
         for task in waiters:
-            reschedule(task)
+            reschedule(task, WOKEN)
 
     def abort_wait(self, task: Task, _: object) -> trio.lowlevel.Abort:
         del self.waiters[task]

@@ -43,10 +43,11 @@ import trio
 
 from ._errors import EndOfChannel, WouldBlock, broken_error, closed_error
 from ._lowlevel import (
+    WOKEN,
     Abort,
     Error,
+    Handoff,
     Task,
-    Value,
     checkpoint,
     current_task,
     enable_ki_protection,
@@ -132,12 +133,20 @@ class _State(Generic[T]):
     def has_room(self) -> bool:
         return len(self.buffer) + self.reserved < self.capacity and not self.send_waiters
 
+    def can_accept(self) -> bool:
+        """Whether a send completes now: handed to the waiting receiver, or buffered. Never
+        past parked senders (with permits holding every slot, a receiver and senders can
+        both be waiting)."""
+        if self.send_waiters:
+            return False
+        return self.recv_task is not None or len(self.buffer) + self.reserved < self.capacity
+
     def push(self, value: T) -> None:
         """Deliver an accepted value: to the parked receiver, else into the buffer."""
         task = self.recv_task
         if task is not None:
             self.recv_task = None
-            reschedule(task, Value(value))
+            reschedule(task, Handoff(value))
             return
         buffer = self.buffer
         buffer.append(value)
@@ -145,16 +154,27 @@ class _State(Generic[T]):
             self.peak = len(buffer)
 
     def slot_freed(self) -> None:
-        """One slot became free: admit the first parked sender, or maybe end the channel."""
-        if self.send_waiters:
-            task, (_sender, value) = self.send_waiters.popitem(last=False)
+        """A slot became free: admit parked senders in order, or maybe end the channel.
+
+        A value handed straight to a waiting receiver leaves the slot free, so admission goes
+        on until a value lands in the buffer or a permit takes the slot.
+        """
+        waiters = self.send_waiters
+        while waiters:
+            task, (_sender, value) = waiters.popitem(last=True)
+            reschedule(task, WOKEN)
             if value is _RESERVE:
                 self.reserved += 1
-            else:
-                self.push(value)
-            reschedule(task)
-        else:
-            self.maybe_end()
+                return
+            receiver = self.recv_task
+            if receiver is None:
+                self.buffer.append(value)
+                if len(self.buffer) > self.peak:
+                    self.peak = len(self.buffer)
+                return
+            self.recv_task = None
+            reschedule(receiver, Handoff(value))
+        self.maybe_end()
 
     def take(self) -> T:
         """Take the next value; the caller knows there is one (buffer or parked sender)."""
@@ -165,7 +185,7 @@ class _State(Generic[T]):
             return value
         # Rendezvous: straight from the first parked sender.
         task, (_sender, value) = self.send_waiters.popitem(last=False)
-        reschedule(task)
+        reschedule(task, WOKEN)
         return value
 
     def ready(self) -> bool:
@@ -223,10 +243,10 @@ class Sender(Generic[T]):
         state = self._state
         if not self._closed:
             task = state.recv_task
-            if task is not None:
+            if task is not None and not state.send_waiters:
                 if try_consume_budget():
                     state.recv_task = None
-                    reschedule(task, Value(value))
+                    reschedule(task, Handoff(value))
                     return
             elif not state.rx_closed:
                 buffer = state.buffer
@@ -237,7 +257,9 @@ class Sender(Generic[T]):
                             state.peak = len(buffer)
                         return
                 else:
-                    await _park_sender(state, self, value)
+                    task = current_task()
+                    state.send_waiters[task] = (self, value)
+                    await wait_task_rescheduled(partial(state.abort_send, task))
                     return
         await self._send_slow(value)
 
@@ -246,7 +268,7 @@ class Sender(Generic[T]):
         # cancelled (or it is about to raise): take a full checkpoint first, then look again.
         await checkpoint()
         state = self._check_open()
-        if state.recv_task is not None or state.has_room():
+        if state.can_accept():
             state.push(value)
         else:
             await _park_sender(state, self, value)
@@ -264,7 +286,7 @@ class Sender(Generic[T]):
             trio.BrokenResourceError: The receiver is closed.
         """
         state = self._check_open()
-        if state.recv_task is None and not state.has_room():
+        if not state.can_accept():
             raise WouldBlock
         state.push(value)
 
@@ -553,10 +575,13 @@ class Receiver(Generic[T]):
             if try_consume_budget():
                 # Rendezvous: straight from the first parked sender.
                 task, (_sender, value) = state.send_waiters.popitem(last=False)
-                reschedule(task)
+                reschedule(task, WOKEN)
                 return value
         elif not (state.rx_closed or (state.senders == 0 and state.reserved == 0)):
-            return await _park_receiver(state)
+            if state.recv_task is not None:
+                raise _busy()
+            state.recv_task = current_task()
+            return await wait_task_rescheduled(state.abort_recv)  # type: ignore[no-any-return]
         return await self._recv_slow()
 
     async def _recv_slow(self) -> T:
@@ -649,11 +674,27 @@ class Receiver(Generic[T]):
 
     @enable_ki_protection
     async def __anext__(self) -> T:
+        # recv()'s body again, so that ``async for`` costs no extra coroutine per value.
         state = self._state
-        if state.ready() and try_consume_budget():
-            return state.take()
+        buffer = state.buffer
         try:
-            return await self.recv()
+            if buffer:
+                if try_consume_budget():
+                    value = buffer.popleft()
+                    if state.send_waiters:
+                        state.slot_freed()
+                    return value
+            elif state.send_waiters and not state.capacity:
+                if try_consume_budget():
+                    task, (_sender, value) = state.send_waiters.popitem(last=False)
+                    reschedule(task, WOKEN)
+                    return value
+            elif not (state.rx_closed or (state.senders == 0 and state.reserved == 0)):
+                if state.recv_task is not None:
+                    raise _busy()
+                state.recv_task = current_task()
+                return await wait_task_rescheduled(state.abort_recv)  # type: ignore[no-any-return]
+            return await self._recv_slow()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 

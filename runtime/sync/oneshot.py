@@ -20,8 +20,8 @@ from ._lowlevel import (
     NO_VALUE,
     Abort,
     Error,
+    Handoff,
     Task,
-    Value,
     checkpoint,
     current_task,
     enable_ki_protection,
@@ -65,7 +65,7 @@ class _State(Generic[T]):
         self.recv_task: Task | None = None
         self.closed_waiters: trio.lowlevel.ParkingLot | None = None
 
-    def wake_receiver(self, outcome: Value[T] | Error) -> None:
+    def wake_receiver(self, outcome: Handoff[T] | Error) -> None:
         task = self.recv_task
         if task is not None:
             self.recv_task = None
@@ -115,7 +115,7 @@ class Sender(Generic[T]):
         if state.rx_closed:
             raise SendError(value)
         state.value = value
-        state.wake_receiver(Value(value))
+        state.wake_receiver(Handoff(value))
 
     @enable_ki_protection
     def close(self) -> None:

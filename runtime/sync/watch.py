@@ -26,6 +26,7 @@ import trio
 
 from ._errors import EndOfChannel, closed_error
 from ._lowlevel import (
+    WOKEN,
     Abort,
     Task,
     checkpoint,
@@ -78,7 +79,7 @@ class _State(Generic[T]):
         if waiters:
             self.waiters = {}
             for task in waiters:
-                reschedule(task)
+                reschedule(task, WOKEN)
 
     def abort_wait(self, task: Task, _: object) -> trio.lowlevel.Abort:
         del self.waiters[task]

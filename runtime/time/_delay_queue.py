@@ -102,7 +102,7 @@ class DelayQueue(Generic[T]):
         _check(deadline)
         wheel = self._get_wheel()
         key = Key(self, item, deadline)
-        wheel._schedule(key, wheel._ceil_tick(deadline))
+        wheel._schedule_at(key, deadline)
         self._waiting += 1
         return key
 

@@ -125,12 +125,12 @@ class IdleDeadline(_Entry):
     def _arm(self, wheel: TimerWheel) -> None:
         self._touched = False
         self._expired = False
-        wheel._schedule(self, wheel._ceil_tick(trio.current_time() + self._period))
+        wheel._schedule_at(self, wheel._now() + self._period)
 
     def _fire(self, wheel: TimerWheel) -> None:
         if self._touched:
             self._touched = False
-            wheel._schedule(self, wheel._elapsed + math.ceil(self._period / wheel._tick))
+            wheel._schedule(self, wheel._elapsed + math.ceil(self._period * wheel._rate))
             return
         self._expired = True
         scope = self._scope

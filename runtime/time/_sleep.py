@@ -36,7 +36,7 @@ async def _sleep_on(wheel: TimerWheel, deadline: float) -> None:
     if deadline == math.inf:
         await trio.sleep_forever()
     entry = _Sleeper(_current_task())
-    wheel._schedule(entry, wheel._ceil_tick(deadline))
+    wheel._schedule_at(entry, deadline)
     await _wait_task_rescheduled(entry._abort)
 
 

@@ -16,7 +16,7 @@ import trio
 from ..rt import try_current as _try_current
 from . import _wheel as _wheel_module
 from ._error import Elapsed
-from ._wheel import TimerWheel, _cancel, _Entry, current_wheel
+from ._wheel import TimerWheel, _cancel, _emptied, _Entry, current_wheel
 
 _CancelScope = trio.CancelScope
 _INF = math.inf
@@ -64,30 +64,13 @@ class TimeoutScope(_Entry):
         else:
             deadline = self._deadline
         self._scope.__enter__()
-        if deadline == _INF:
-            return self
-        # wheel._schedule_at(self, deadline), written out: every timeout passes here.
-        origin = wheel._origin
-        tick = wheel._tick
-        try:
-            when = int((deadline - origin) / tick)
-        except OverflowError:  # -inf: due already
-            when = wheel._elapsed
-        while origin + when * tick < deadline:
-            when += 1
-        elapsed = wheel._elapsed
-        if when <= elapsed:
-            when = elapsed + 1
-        self._when = when
-        length = ((elapsed ^ when) | wheel._mask).bit_length()
-        level = wheel._top if length > wheel._max_bit_length else wheel._level_of[length]
-        slot = wheel._table[level][(when >> wheel._shifts[level]) & wheel._mask]
-        slot[self] = None
-        self._slot = slot
-        wheel._occupied[level] |= slot.bit
-        wheel._pending += 1
-        if when < wheel._armed:
-            wheel._arm(when)
+        if deadline != _INF:  # wheel._schedule_at(self, deadline), written out
+            incoming = wheel._incoming
+            incoming[self] = deadline
+            self._slot = incoming
+            wheel._pending += 1
+            if deadline < wheel._armed_at:
+                wheel._arm_for(deadline)
         return self
 
     def __exit__(
@@ -100,9 +83,9 @@ class TimeoutScope(_Entry):
         if slot is not None:  # _cancel(self), written out: this is the hot path
             del slot[self]
             self._slot = None
+            if not slot and (slot.bit or slot.parent is not None):
+                _emptied(slot)
             wheel = slot.wheel
-            if not slot:
-                wheel._occupied[slot.level] &= ~slot.bit
             wheel._pending -= 1
             wheel._cancelled += 1
         self._wheel = None

@@ -3,44 +3,67 @@
 How time maps onto the wheel
 ----------------------------
 Time is counted in *ticks* of ``tick`` seconds (1 ms by default) from the wheel's ``origin``.
-Tick ``k`` is the instant ``origin + k * tick``; a deadline ``d`` is due at the first tick at or
-after it (``_ceil_tick``), so a timer never fires early and at most one tick late. ``elapsed``
-is the last tick the wheel has processed; every pending timer is due after it.
+Tick ``k`` is the instant ``origin + k / rate`` with ``rate = 1 / tick`` (dividing by 1000.0
+gives the float nearest a round number: tick 1500 of a 1 ms wheel is exactly 1.5 s). A deadline
+``d`` is due at the first tick at or after it (``_ceil_tick``), so a timer never fires early
+and at most one tick late. ``elapsed`` is the last tick the wheel has processed; every pending
+timer is due after it, at the next tick at the earliest.
 
 There are ``levels`` levels of ``slots`` slots each, ``slots = 2**bits``. A slot on level ``l``
 spans ``slots**l`` ticks and the whole level spans ``slots**(l + 1)``: with 64 slots and 1 ms,
 level 0 holds the next 64 ms one tick per slot, level 1 the next 4 s in 64 ms slots, and level
-5 about 2.2 years in 35-hour slots. A timer due at tick ``when`` goes to the lowest level on
+5 about 2.2 years in 12-day slots. A timer due at tick ``when`` goes to the lowest level on
 which ``when`` and ``elapsed`` agree in every bit above that level's group of ``bits``::
 
     level = (bit_length((elapsed ^ when) | (slots - 1)) - 1) // bits
     slot  = (when >> (bits * level)) & (slots - 1)
 
-so insert is a few integer operations and a dict store. Cancel is a dict delete (each entry
-knows its slot). Each level keeps a bitmask of occupied slots, so the next slot to process is
-found with a rotate and a lowest-set-bit, never by scanning.
+so placing a timer is a few integer operations and a dict store, and cancelling it is a dict
+delete (each entry knows the dict that holds it). Each level keeps a bitmask of occupied
+slots, so the next slot to process is found with a rotate and a lowest-set-bit, never by
+scanning.
 
-When the wheel reaches a slot on level ``l > 0`` (at the slot's first tick), it *cascades* the
-slot: each timer goes back in, now on a lower level, because ``elapsed`` has caught up with
-its upper bits. A timer is therefore touched at most ``levels`` times in its life, and only
-the timers due in the current tick are ever fired.
+Cascading, without the pause
+----------------------------
+When the wheel reaches a slot on level ``l > 0`` (at the slot's first tick), its timers must
+move down, because ``elapsed`` has caught up with their upper bits. Moving them one by one
+costs a pause proportional to the slot's population: a level-2 slot spans 4 s, and with
+10,000 timers a second that is 40,000 timers, tens of milliseconds in Python, during which
+nothing fires. So slots on levels >= 2 are kept *split* by the next lower digit: each holds
+one sub-slot per slot of the level below. Reaching the slot hands each later sub-slot down
+whole, as the lower level's slot for that part of time (an O(1) move: its timers point at the
+sub-slot, which just changes role). Only the first sub-slot, due at once, is moved timer by
+timer, and so are the slot's own timers, which it has only if it was itself handed down
+whole. The work per cascade is O(slots) plus 1/slots of the timers, and no timer is moved
+more than ``levels`` times.
 
 Deadlines further away than the top level's span are *clamped* onto the top level, as Tokio
-does: they go in the top-level slot their bits name, which the wheel then treats as one turn of
-the top level ahead. When that slot comes round they cascade back into the top level until
-their real turn arrives, so they still fire at their own tick.
+does: they go in the top-level slot their bits name, which the top level treats as a ring. The
+search for the next slot starts just after the current one, so a slot at or behind the current
+position is reached on the next turn, after every slot ahead of it. When the slot comes round,
+its clamped timers go back into the top level until their real turn arrives, so they still
+fire at their own tick.
 
-Resetting a timer to a *later* tick is lazy: only ``when`` changes, and the timer is moved when
-its old slot is reached (the old slot is always reached first). Resetting earlier moves it at
-once. Timers due in the same tick fire in the order they were inserted (a lazily reset timer
-takes its place when it is moved).
+New timers, resets and order
+----------------------------
+A new timer first goes into ``_incoming`` (a dict of timer to deadline, in insertion order)
+and is placed on the wheel the next time anything looks at the wheel: when the driver wakes,
+or someone asks for the next wakeup or advances it. A ``timeout()`` around an operation that
+finishes before then costs a dict store and a dict delete and never touches the levels.
 
+Resetting a timer to a *later* tick is lazy: only ``when`` changes, and the timer is moved
+when its old slot is reached (the old slot is always reached first). Resetting it earlier
+takes it out and inserts it again. Timers due in the same tick fire in the order they were
+inserted (a lazily reset timer takes its place when it is moved).
+
+The driver
+----------
 The driver is one task per wheel. It sleeps in a cancel scope whose deadline is the next slot
-to process, or with no deadline at all when the wheel is empty; an insert earlier than that
-moves the deadline. So it never polls and never busy-waits, and Trio's ``MockClock`` (which
-jumps to the earliest deadline) drives it in tests. Cancelling a timer does not move the
-deadline back (that would cost a Trio heap update per cancel): a driver armed for a timer that
-was cancelled wakes once, finds nothing, and then sleeps with no deadline.
+to process, or with no deadline at all when the wheel is empty; a new timer due earlier than
+that moves the deadline. So it never polls and never busy-waits, and Trio's ``MockClock``
+(which jumps to the earliest deadline) drives it in tests. Cancelling a timer does not move
+the deadline back (that would cost a Trio heap update per cancel): a driver armed for a timer
+that was cancelled wakes once, finds nothing, and then sleeps with no deadline.
 """
 
 from __future__ import annotations
@@ -48,7 +71,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import attrs
 import trio
@@ -63,23 +86,37 @@ _run_wheel: trio.lowlevel.RunVar[TimerWheel | None] = trio.lowlevel.RunVar(
 )
 
 
-class _Slot(dict["_Entry", None]):
-    """The entries of one slot, as an insertion-ordered set. Knows its wheel, level and bit."""
+class _Slot(dict["_Entry", Any]):
+    """A set of entries in insertion order: a slot of the table, or a sub-slot of one.
 
-    __slots__ = ("bit", "level", "wheel")
+    The values are None, except in the wheel's ``_incoming`` slot, where they are deadlines.
 
-    def __init__(self, wheel: TimerWheel, level: int, bit: int) -> None:
+    A table slot has its occupancy ``bit`` (0 once it is detached for processing). Table
+    slots on levels >= 2 also have ``subs``: new timers go into the sub-slot named by the next
+    lower digit of their tick, and ``live`` counts the non-empty ones. A sub-slot has a
+    ``parent``. The slot's own entries, if any, came from a sub-slot of the level above that
+    was installed as this slot; they are older than anything in its sub-slots.
+    """
+
+    __slots__ = ("bit", "level", "live", "parent", "subs", "wheel")
+
+    def __init__(
+        self, wheel: TimerWheel, level: int, bit: int, parent: _Slot | None, split: bool
+    ) -> None:
         super().__init__()
         self.wheel = wheel
         self.level = level
         self.bit = bit
+        self.parent = parent
+        self.subs: list[_Slot | None] | None = [None] * wheel._slots if split else None
+        self.live = 0
 
 
 class _Entry:
     """Something the wheel can hold: it is its own wheel node, so a timer costs one object.
 
     ``_slot`` is the slot holding it (None when it is not pending); ``_when`` is the tick it
-    is due at. Subclasses say what firing means.
+    is due at, once it is placed on the wheel. Subclasses say what firing means.
     """
 
     __slots__ = ("_slot", "_when")
@@ -91,6 +128,18 @@ class _Entry:
         raise NotImplementedError
 
 
+def _emptied(slot: _Slot) -> None:
+    """``slot`` just lost its last entry: clear the occupancy bit it (or its parent) held."""
+    parent = slot.parent
+    if parent is not None:
+        parent.live -= 1
+        slot = parent
+        if slot:
+            return
+    if not slot.live:
+        slot.wheel._occupied[slot.level] &= ~slot.bit
+
+
 def _cancel(entry: _Entry) -> bool:
     """Take ``entry`` out of its wheel. Returns whether it was pending."""
     slot = entry._slot
@@ -98,9 +147,9 @@ def _cancel(entry: _Entry) -> bool:
         return False
     del slot[entry]
     entry._slot = None
+    if not slot and (slot.bit or slot.parent is not None):
+        _emptied(slot)
     wheel = slot.wheel
-    if not slot:
-        wheel._occupied[slot.level] &= ~slot.bit
     wheel._pending -= 1
     wheel._cancelled += 1
     return True
@@ -161,12 +210,14 @@ class TimerWheel:
     __slots__ = (
         "__weakref__",
         "_armed",
+        "_armed_at",
         "_bits",
         "_cancelled",
         "_driving",
         "_elapsed",
         "_fired",
         "_full",
+        "_incoming",
         "_last_lag",
         "_level_of",
         "_levels",
@@ -176,6 +227,7 @@ class TimerWheel:
         "_occupied",
         "_origin",
         "_pending",
+        "_rate",
         "_shifts",
         "_sleep_scope",
         "_slots",
@@ -198,6 +250,7 @@ class TimerWheel:
             raise ValueError(f"origin must be a finite time, got {origin!r}")
         bits = slots.bit_length() - 1
         self._tick = float(tick)
+        self._rate = 1.0 / self._tick
         self._origin = float(origin)
         self._levels = levels
         self._slots = slots
@@ -210,16 +263,23 @@ class TimerWheel:
         # Level for each bit length of ((elapsed ^ when) | mask); longer ones clamp to the top.
         self._level_of = [max(0, (n - 1) // bits) for n in range(self._max_bit_length + 1)]
         self._table = [
-            [_Slot(self, level, 1 << index) for index in range(slots)] for level in range(levels)
+            [_Slot(self, level, 1 << index, None, level >= 2) for index in range(slots)]
+            for level in range(levels)
         ]
         self._occupied = [0] * levels
+        # New timers, in insertion order, with their deadlines; placed on the wheel the next
+        # time anything looks at it (see _schedule_at).
+        self._incoming = _Slot(self, 0, 0, None, False)
         self._elapsed = 0
         self._pending = 0
         self._fired = 0
         self._cancelled = 0
         self._wakeups = 0
         self._last_lag = 0.0
-        self._armed = 0  # tick the driver sleeps until; _NEVER if parked; 0 if not sleeping
+        # The tick the driver sleeps until, and its time: (_NEVER, inf) while it sleeps with
+        # no deadline, (0, -inf) while it is not asleep (it will look at the wheel anyway).
+        self._armed = 0
+        self._armed_at = -math.inf
         self._sleep_scope: trio.CancelScope | None = None
         self._driving = False
         # Trio's clock, read through the run's clock object (trio.current_time() does the
@@ -291,9 +351,10 @@ class TimerWheel:
             ValueError: if ``deadline`` is NaN or infinite (a timer that never fires needs no
                 timer).
         """
+        self._ceil_tick(deadline)  # refuses NaN and infinity
         timer = Timer(callback, deadline)
         timer._wheel = self
-        self._schedule(timer, self._ceil_tick(deadline))
+        self._schedule_at(timer, deadline)
         return timer
 
     def advance(self, now: float) -> int:
@@ -311,30 +372,11 @@ class TimerWheel:
         """
         now_tick = self._floor_tick(now)
         count = 0
-        table = self._table
         while True:
             found = self._next_expiration()
             if found is None or found[2] > now_tick:
                 break
-            level, index, tick = found
-            batch = table[level][index]
-            table[level][index] = _Slot(self, level, batch.bit)
-            self._occupied[level] &= ~batch.bit
-            batch.bit = 0  # cancels hitting the detached batch must leave the bitmask alone
-            self._elapsed = tick
-            lag = now - (self._origin + tick * self._tick)
-            for entry in list(batch):
-                if entry._slot is not batch:
-                    continue  # cancelled or moved by a callback that ran before it
-                if entry._when <= tick:
-                    entry._slot = None
-                    self._pending -= 1
-                    self._fired += 1
-                    self._last_lag = lag
-                    count += 1
-                    entry._fire(self)
-                else:
-                    self._place(entry, entry._when)  # cascade, or a lazy reset
+            count += self._expire(found[0], found[1], found[2], now)
         if now_tick > self._elapsed:
             self._elapsed = now_tick
         return count
@@ -342,7 +384,7 @@ class TimerWheel:
     def next_wakeup(self) -> float | None:
         """When the wheel next has work to do (a timer due or a slot to cascade), or None."""
         found = self._next_expiration()
-        return None if found is None else self._origin + found[2] * self._tick
+        return None if found is None else self._time_of(found[2])
 
     def statistics(self) -> WheelStatistics:
         """Pending, fired and cancelled counts, driver wakeups and the lag of the last fire."""
@@ -381,15 +423,17 @@ class TimerWheel:
                 with trio.CancelScope() as scope:
                     if found is None:
                         self._armed = _NEVER
+                        self._armed_at = math.inf
                     else:
                         self._armed = found[2]
-                        scope.deadline = self._origin + found[2] * self._tick
+                        scope.deadline = self._armed_at = self._time_of(found[2])
                     self._sleep_scope = scope
                     try:
                         await trio.sleep_forever()
                     finally:
                         self._sleep_scope = None
                         self._armed = 0
+                        self._armed_at = -math.inf
                 self._wakeups += 1
                 self.advance(trio.current_time())
         finally:
@@ -398,15 +442,19 @@ class TimerWheel:
 
     # -- the arithmetic ----------------------------------------------------------------
 
+    def _time_of(self, tick: int) -> float:
+        """The instant of ``tick``. Every conversion uses this same expression."""
+        return self._origin + tick / self._rate
+
     def _ceil_tick(self, deadline: float) -> int:
         """The first tick at or after ``deadline``."""
         origin = self._origin
-        tick = self._tick
+        rate = self._rate
         try:
-            k = int((deadline - origin) / tick)
+            k = int((deadline - origin) * rate)
         except (OverflowError, ValueError):
             return self._odd_deadline(deadline)
-        while origin + k * tick < deadline:
+        while origin + k / rate < deadline:
             k += 1
         return k
 
@@ -420,11 +468,11 @@ class TimerWheel:
     def _floor_tick(self, now: float) -> int:
         """The last tick at or before ``now``; consistent with the times the driver sleeps to."""
         origin = self._origin
-        tick = self._tick
-        k = math.floor((now - origin) / tick)
-        if origin + k * tick > now:
+        rate = self._rate
+        k = math.floor((now - origin) * rate)
+        if origin + k / rate > now:
             k -= 1
-        elif origin + (k + 1) * tick <= now:
+        elif origin + (k + 1) / rate <= now:
             k += 1
         return k
 
@@ -432,22 +480,24 @@ class TimerWheel:
         """(level, slot index, tick) of the next slot to process, or None if empty.
 
         Lower levels always come first: a level only holds ticks before the next slot of the
-        level above it. Only the top level can hold a slot "behind" ``elapsed`` (clamped
-        timers); that slot is a full turn of the top level ahead.
+        level above it. On each level the search starts just after the slot ``elapsed`` is
+        in; that slot itself counts as one full turn ahead. Only the top level can hold
+        timers there (clamped ones), and for them it is right: their slot comes round again.
         """
+        if self._incoming:
+            self._flush()
         elapsed = self._elapsed
         occupied = self._occupied
+        slots = self._slots
         for level in range(self._levels):
             occ = occupied[level]
             if occ:
                 shift = self._shifts[level]
-                pos = (elapsed >> shift) & self._mask
-                rotated = ((occ >> pos) | (occ << (self._slots - pos))) & self._full
-                offset = pos + (rotated & -rotated).bit_length() - 1
+                start = ((elapsed >> shift) & self._mask) + 1
+                rotated = ((occ >> start) | (occ << (slots - start))) & self._full
+                offset = start + (rotated & -rotated).bit_length() - 1
                 span = shift + self._bits
                 tick = ((elapsed >> span) << span) + (offset << shift)
-                if tick <= elapsed:
-                    tick += 1 << span
                 return level, offset & self._mask, tick
         return None
 
@@ -460,9 +510,18 @@ class TimerWheel:
         length = ((elapsed ^ when) | self._mask).bit_length()
         level = self._top if length > self._max_bit_length else self._level_of[length]
         slot = self._table[level][(when >> self._shifts[level]) & self._mask]
+        self._occupied[level] |= slot.bit
+        subs = slot.subs
+        if subs is not None:  # levels >= 2: into the sub-slot of the next lower digit
+            index = (when >> self._shifts[level - 1]) & self._mask
+            sub = subs[index]
+            if sub is None:
+                sub = subs[index] = _Slot(self, level, 0, slot, False)
+            if not sub:
+                slot.live += 1
+            slot = sub
         slot[entry] = None
         entry._slot = slot
-        self._occupied[level] |= slot.bit
         if when < self._armed:
             self._arm(when)
 
@@ -471,52 +530,134 @@ class TimerWheel:
         self._armed = when
         scope = self._sleep_scope
         assert scope is not None
-        scope.deadline = self._origin + when * self._tick
+        scope.deadline = self._armed_at = self._time_of(when)
 
-    def _schedule(self, entry: _Entry, when: int) -> None:
-        """Insert a new timer (``entry`` must not be pending)."""
-        self._place(entry, when)
-        self._pending += 1
-
-    def _schedule_at(self, entry: _Entry, deadline: float) -> None:
-        """Insert a new timer due at ``deadline``: ``_ceil_tick`` and ``_schedule`` in one call.
-
-        This is the path of every ``timeout()`` and ``sleep()``, so it is written out flat.
-        """
-        origin = self._origin
-        tick = self._tick
-        try:
-            when = int((deadline - origin) / tick)
-        except (OverflowError, ValueError):
-            when = self._odd_deadline(deadline)
-        while origin + when * tick < deadline:
-            when += 1
-        elapsed = self._elapsed
-        if when <= elapsed:
-            when = elapsed + 1
-        entry._when = when
-        length = ((elapsed ^ when) | self._mask).bit_length()
-        level = self._top if length > self._max_bit_length else self._level_of[length]
-        slot = self._table[level][(when >> self._shifts[level]) & self._mask]
-        slot[entry] = None
-        entry._slot = slot
-        self._occupied[level] |= slot.bit
-        self._pending += 1
+    def _arm_for(self, deadline: float) -> None:
+        """A new timer's deadline is before the driver's: wake it for that tick if need be."""
+        when = max(self._ceil_tick(deadline), self._elapsed + 1)
         if when < self._armed:
             self._arm(when)
 
+    def _schedule_at(self, entry: _Entry, deadline: float) -> None:
+        """Insert a new timer (``entry`` must not be pending) due at ``deadline``.
+
+        It goes into ``_incoming``, in order, and is placed on the wheel by ``_flush`` the
+        next time the wheel is looked at: when the driver wakes, or anyone asks for the next
+        wakeup or advances it. A timer cancelled before then (a ``timeout()`` around an
+        operation that finished at once) costs a dict store and a dict delete, nothing more.
+        The driver is woken earlier if this deadline comes before the one it sleeps until, so
+        placing late never makes a timer late. The deadline must not be NaN or +inf.
+        """
+        incoming = self._incoming
+        incoming[entry] = deadline
+        entry._slot = incoming
+        self._pending += 1
+        if deadline < self._armed_at:
+            self._arm_for(deadline)
+
+    def _schedule(self, entry: _Entry, when: int) -> None:
+        """Insert a new timer due at tick ``when``."""
+        self._schedule_at(entry, self._time_of(when))
+
+    def _flush(self) -> None:
+        """Place the timers waiting in ``_incoming`` on the wheel, in insertion order."""
+        incoming = self._incoming
+        self._incoming = _Slot(self, 0, 0, None, False)
+        ceil_tick = self._ceil_tick
+        for entry, deadline in incoming.items():
+            self._place(entry, ceil_tick(deadline))
+
     def _reset(self, entry: _Entry, when: int) -> None:
-        """Move a timer to tick ``when``: lazily if later, at once if earlier."""
+        """Move a timer to tick ``when``: lazily if later, as a new insert if earlier."""
         slot = entry._slot
         if slot is None:
             self._schedule(entry, when)
+            return
+        if when <= self._elapsed:
+            when = self._elapsed + 1
+        if slot is self._incoming:
+            old = max(self._ceil_tick(slot[entry]), self._elapsed + 1)
+            if when >= old:
+                slot[entry] = self._time_of(when)
+                return
         elif when >= entry._when:
             entry._when = when  # its old slot comes first; it is re-bucketed from there
-        else:
-            del slot[entry]
-            if not slot:
-                self._occupied[slot.level] &= ~slot.bit
-            self._place(entry, when)
+            return
+        del slot[entry]
+        if not slot:
+            _emptied(slot)
+        self._pending -= 1
+        self._schedule(entry, when)
+
+    # -- processing a slot -------------------------------------------------------------
+
+    def _expire(self, level: int, index: int, tick: int, now: float) -> int:
+        """Process the slot due at ``tick``; fire what is due. Returns how many fired.
+
+        The slot is detached from the table first, so callbacks and cancels never see it
+        half-processed. Its own entries are sorted out first (they are the oldest), then its
+        sub-slots: each one for a later part of the slot becomes the lower level's slot for
+        that part as it is, in O(1), unless that slot already has entries, in which case its
+        timers are moved one by one behind them. Only the first sub-slot, due at once, is
+        always moved one by one. So reaching a slot costs O(slots) plus the timers due in its
+        first 1/slots, not O(timers in the slot). Timers due now fire last, in order, once
+        the wheel is consistent again.
+        """
+        row = self._table[level]
+        slot = row[index]
+        row[index] = _Slot(self, level, slot.bit, None, level >= 2)
+        self._occupied[level] &= ~slot.bit
+        slot.bit = 0  # detached: a cancel that empties it must leave the bitmask alone
+        self._elapsed = tick
+        due: list[tuple[_Entry, _Slot]] = []
+        if slot:
+            self._sort_out(slot, tick, due)
+        if slot.subs is not None and slot.live:
+            self._open(slot.subs, level - 1, tick, due)
+        fired = 0
+        lag = now - self._time_of(tick)
+        for entry, batch in due:
+            if entry._slot is batch:  # not cancelled or moved by an earlier callback
+                entry._slot = None
+                self._pending -= 1
+                self._fired += 1
+                self._last_lag = lag
+                fired += 1
+                entry._fire(self)
+        return fired
+
+    def _sort_out(self, batch: _Slot, tick: int, due: list[tuple[_Entry, _Slot]]) -> None:
+        """Collect the entries of a detached batch due at ``tick``; put the rest back in."""
+        for entry in list(batch):
+            if entry._slot is batch:
+                when = entry._when
+                if when <= tick:
+                    due.append((entry, batch))
+                else:
+                    self._place(entry, when)  # a cascade, or a lazy reset catching up
+
+    def _open(
+        self, subs: list[_Slot | None], level: int, tick: int, due: list[tuple[_Entry, _Slot]]
+    ) -> None:
+        """Hand the sub-slots of a detached slot down to ``level`` (see ``_expire``)."""
+        row = self._table[level]
+        for index in range(1, self._slots):
+            sub = subs[index]
+            if not sub:
+                continue
+            target = row[index]
+            if target or target.live:
+                self._sort_out(sub, tick, due)  # behind the older timers already there
+                continue
+            sub.level = level
+            sub.bit = target.bit
+            sub.parent = None
+            sub.subs = [None] * self._slots if level >= 2 else None
+            row[index] = sub
+            self._occupied[level] |= sub.bit
+        first = subs[0]
+        if first:
+            self._sort_out(first, tick, due)
 
     def __repr__(self) -> str:
         return (

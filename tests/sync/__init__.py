@@ -1,0 +1,1 @@
+"""Tests for runtime.sync (a package, so its test modules' names cannot clash with others)."""
