@@ -13,7 +13,8 @@ shared machines; absolute rates move with the load):
    through one ``broadcast.channel`` against one trio memory channel per subscriber fed in a
    loop. Target: at least 3x.
 
-Each case runs ``--rounds`` times, alternating the two sides; the best round of each is kept.
+Each case runs ``--rounds`` times (default 3), alternating the two sides; the best round of
+each is kept, which filters out most of the noise from other processes.
 
 Run: python benchmarks/channels.py [--items N] [--rounds R] [--fanout-items N]
      [--subscribers S] [--json]
@@ -22,6 +23,7 @@ Run: python benchmarks/channels.py [--items N] [--rounds R] [--fanout-items N]
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import subprocess
 import sys
@@ -161,6 +163,7 @@ def trio_fanout(items: int, subscribers: int, capacity: int = 1024) -> Bench:
 
 
 def timed(bench: Bench) -> float:
+    gc.collect()
     start = time.perf_counter()
     trio.run(bench)
     return time.perf_counter() - start
@@ -181,7 +184,7 @@ def rate(items: int, seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fanout-items", type=int, default=10_000)
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")

@@ -51,8 +51,12 @@ from .service import Overloaded as Overloaded
 from .service import Service as Service
 from .service import ServiceBuilder as ServiceBuilder
 from .service import service_fn as service_fn
+from .sync import Barrier as Barrier
 from .sync import CancellationToken as CancellationToken
+from .sync import Lagged as Lagged
 from .sync import Notify as Notify
+from .sync import OnceCell as OnceCell
+from .sync import RwLock as RwLock
 from .sync import Semaphore as Semaphore
 from .sync import broadcast as broadcast
 from .sync import mpsc as mpsc
@@ -73,6 +77,10 @@ from .time import timeout_at as timeout_at
 __version__ = "0.1.0"
 
 __all__ = [
+    "RwLock",
+    "OnceCell",
+    "Lagged",
+    "Barrier",
     "BudgetExhausted",
     "CancellationToken",
     "CircuitOpen",

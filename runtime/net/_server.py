@@ -67,7 +67,7 @@ def _optional_positive(_inst: object, attribute: attrs.Attribute[Any], value: An
 class ServerConfig:
     """Limits and timeouts of a server.
 
-    Args:
+    Attributes:
         max_connections: Connections served at once. At the cap, accepting pauses (the kernel
             queues new connects in the listen backlog) until one ends. Default 10,000.
         idle_timeout: Seconds a connection may go without a successful read or write before

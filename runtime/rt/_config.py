@@ -21,7 +21,7 @@ def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float) 
 class RuntimeConfig:
     """Settings for one runtime. Every field has a default that suits a server.
 
-    Args:
+    Attributes:
         shutdown_grace: Seconds that tasks get to finish after a shutdown starts, before
             everything left is cancelled. Default 10: long enough for in-flight requests,
             short enough for a process supervisor's stop timeout.

@@ -96,59 +96,58 @@ def budget() -> int:
     return _budget_size
 
 
-if _FAST:
+def _try_consume_budget_fast() -> bool:
+    """Spend one unit of the current task's budget, if the operation may complete now.
 
-    def try_consume_budget() -> bool:
-        """Spend one unit of the current task's budget, if the operation may complete now.
+    Synchronous, for the fast path of a primitive. It never yields.
 
-        Synchronous, for the fast path of a primitive. It never yields.
-
-        Returns:
-            True: the operation may complete without a schedule point (it has been counted as
-            a cancellation point). False: the budget is spent or the task is cancelled; the
-            caller must ``await trio.lowlevel.checkpoint()`` before doing anything, which
-            yields (refilling the budget) or raises ``trio.Cancelled``.
-        """
-        global _turn_task, _turn_mark, _remaining
-        task = _current_task()
-        if task is _turn_task and task._schedule_points == _turn_mark:
-            _remaining -= 1
-            if _remaining <= 0:
-                return False
-        else:
-            _turn_task = task
-            _turn_mark = task._schedule_points
-            _remaining = _budget_size - 1
-            if _remaining <= 0:
-                return False
-        if task._cancel_status.effectively_cancelled:
+    Returns:
+        True: the operation may complete without a schedule point (it has been counted as a
+        cancellation point). False: the budget is spent or the task is cancelled; the caller
+        must ``await trio.lowlevel.checkpoint()`` before doing anything, which yields
+        (refilling the budget) or raises ``trio.Cancelled``.
+    """
+    global _turn_task, _turn_mark, _remaining
+    task = _current_task()
+    if task is _turn_task and task._schedule_points == _turn_mark:
+        _remaining -= 1
+        if _remaining <= 0:
             return False
-        task._cancel_points += 1
-        return True
+    else:
+        _turn_task = task
+        _turn_mark = task._schedule_points
+        _remaining = _budget_size - 1
+        if _remaining <= 0:
+            return False
+    if task._cancel_status.effectively_cancelled:
+        return False
+    task._cancel_points += 1
+    return True
 
-else:  # pragma: no cover - only on a Trio without the private counters
 
-    def try_consume_budget() -> bool:
-        """Spend one unit of the current task's budget, if the operation may complete now.
+def _try_consume_budget_public() -> bool:
+    """The same contract as the fast version, on public Trio API only.
 
-        Returns:
-            True if the operation may complete without a schedule point; False if the caller
-            must ``await trio.lowlevel.checkpoint()`` first.
-        """
-        global _turn_task, _remaining
-        task = _current_task()
-        if task is _turn_task:
-            _remaining -= 1
-            if _remaining <= 0:
-                _turn_task = None
-                return False
-        else:
-            _turn_task = task
-            _remaining = _budget_size - 1
-            if _remaining <= 0:
-                _turn_task = None
-                return False
-        return _effective_deadline() != -inf
+    Without the schedule-point counter a turn ends only when another task spends budget or
+    when this one runs out, so a task may yield a little earlier than it has to.
+    """
+    global _turn_task, _remaining
+    task = _current_task()
+    if task is _turn_task:
+        _remaining -= 1
+        if _remaining <= 0:
+            _turn_task = None
+            return False
+    else:
+        _turn_task = task
+        _remaining = _budget_size - 1
+        if _remaining <= 0:
+            _turn_task = None
+            return False
+    return _effective_deadline() != -inf
+
+
+try_consume_budget = _try_consume_budget_fast if _FAST else _try_consume_budget_public
 
 
 async def consume_budget() -> None:

@@ -353,7 +353,7 @@ def run(
         clock: A Trio clock, e.g. ``trio.testing.MockClock`` for tests.
 
     Raises:
-        Whatever ``main`` raised, as itself.
+        BaseException: whatever ``main`` raised, as itself (not wrapped in a group).
     """
 
     async def _root() -> T:

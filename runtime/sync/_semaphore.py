@@ -60,9 +60,10 @@ def _check_count(n: int, what: str) -> None:
 class Semaphore:
     """A count of permits, handed out first come, first served.
 
-    ``async with sem:`` holds one permit for the block. ``permit = await sem.acquire(n)``
-    holds ``n`` until ``permit.release()`` (or the end of ``with permit:``), which suits a
-    permit that outlives the function that acquired it, such as one per connection.
+    ``async with sem:`` holds one permit for the block and gives it back on any exit.
+    ``permit = await sem.acquire(n)`` holds ``n`` until ``permit.release()`` (or the end of
+    ``with permit:``), which suits a permit that outlives the function that acquired it, such
+    as one per connection.
 
     Args:
         permits: Permits available at first, at least 0.
@@ -194,8 +195,8 @@ class Semaphore:
             closed=self._closed,
         )
 
-    async def __aenter__(self) -> SemaphorePermit:
-        return await self.acquire()
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     async def __aexit__(
         self,

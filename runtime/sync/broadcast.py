@@ -370,8 +370,6 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
             use the burst size you expect, such as 64: memory is one slot per value, shared by
             all subscribers.
 
-    Returns:
-        A pair ``(Sender[T], Receiver[T])``.
 
     Raises:
         ValueError: ``capacity`` is below 1.

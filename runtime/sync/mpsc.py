@@ -161,7 +161,7 @@ class _State(Generic[T]):
         """
         waiters = self.send_waiters
         while waiters:
-            task, (_sender, value) = waiters.popitem(last=True)
+            task, (_sender, value) = waiters.popitem(last=False)
             reschedule(task, WOKEN)
             if value is _RESERVE:
                 self.reserved += 1
@@ -780,8 +780,6 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
             doubt, use a small number such as 16: enough to absorb bursts, small enough that a
             slow consumer is felt at once.
 
-    Returns:
-        A pair ``(Sender[T], Receiver[T])``.
 
     Raises:
         ValueError: ``capacity`` is negative.
@@ -807,14 +805,13 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
 
 @final
 class unbounded_channel(tuple[Sender[T], Receiver[T]]):
-    """Open an mpsc channel without a bound on its buffer: ``send`` never waits for room.
+    """Open an mpsc channel without a bound on its buffer and return ``(sender, receiver)``.
+
+    ``send`` never waits for room.
 
     Prefer :class:`channel`: without a bound a slow consumer lets memory grow without limit.
     Use this only where the producer cannot wait (a callback, a sync context) and the rate
     is bounded some other way.
-
-    Returns:
-        A pair ``(Sender[T], Receiver[T])``.
     """
 
     def __new__(cls) -> tuple[Sender[T], Receiver[T]]:  # type: ignore[misc]

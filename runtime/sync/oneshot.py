@@ -254,11 +254,7 @@ class Receiver(Generic[T]):
 
 @final
 class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
-    """Open a oneshot channel and return ``(sender, receiver)``: ``oneshot.channel[int]()``.
-
-    Returns:
-        A pair ``(Sender[T], Receiver[T])``.
-    """
+    """Open a oneshot channel and return ``(sender, receiver)``: ``oneshot.channel[int]()``."""
 
     def __new__(cls) -> tuple[Sender[T], Receiver[T]]:  # type: ignore[misc]
         state: _State[T] = _State()

@@ -383,9 +383,6 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
 
     Args:
         initial: The value before the first send.
-
-    Returns:
-        A pair ``(Sender[T], Receiver[T])``.
     """
 
     def __new__(cls, initial: T) -> tuple[Sender[T], Receiver[T]]:  # type: ignore[misc]

@@ -142,3 +142,19 @@ async def test_without_a_budget_the_pair_does_starve_the_bystander(
     buffer's size, so that test does measure the budget."""
     set_budget(10**9)
     assert await _largest_gap(20_000) >= 1024
+
+
+async def test_the_public_api_fallback_keeps_the_contract(
+    set_budget: Callable[[int], object],
+) -> None:
+    """The fallback for a Trio without the private counters: same budget, same cancellation."""
+    fallback = _coop._try_consume_budget_public
+    set_budget(3)
+    assert [fallback() for _ in range(3)] == [True, True, False]
+    await trio.lowlevel.checkpoint()
+    assert fallback()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        assert not fallback()
+        await trio.lowlevel.checkpoint()
+    assert scope.cancelled_caught
