@@ -112,6 +112,9 @@ async def main(tasks: int, rounds: int) -> None:
     print(f"{'shape':<12}{'trio peer':>24}{'runtime':>22}{'ratio':>8}")
     worst = 0.0
     async with trio.open_nursery() as nursery:
+        for peer, ours in shapes.values():  # warm-up: allocator, caches, CPU clock
+            await measure(peer, nursery, tasks)
+            await measure(ours, nursery, tasks)
         for shape, (peer, ours) in shapes.items():
             best_peer = best_ours = float("inf")
             for _ in range(rounds):
