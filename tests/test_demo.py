@@ -129,16 +129,23 @@ def test_oversize_chat_line_gets_a_clear_error_and_others_are_unaffected(demo: D
     assert demo.stop()[0] == 0
 
 
+def recv_until(sock: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"connection closed before {marker!r}; got {data!r}"
+        data += chunk
+    return data
+
+
 def test_chat_between_two_clients(demo: Demo) -> None:
     with demo.connect_chat() as a, demo.connect_chat() as b:
-        assert b"welcome" in recv_line(a) + recv_line(a)
+        recv_until(a, b"welcome")
+        recv_until(b, b"welcome")  # both are in the room now
         a.sendall(b"/nick ann\n")
-        seen = b""
-        while b"<ann> hi bob" not in seen:
-            if b"is now known as ann" in seen and b"hi bob" not in seen:
-                a.sendall(b"hi bob\n")
-                seen += b"(sent)"
-            seen += b.recv(4096)
+        recv_until(b, b"is now known as ann")
+        a.sendall(b"hi bob\n")
+        assert b"<ann> hi bob" in recv_until(b, b"<ann> hi bob")
     assert demo.stop()[0] == 0
 
 
