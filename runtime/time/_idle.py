@@ -103,7 +103,7 @@ class IdleDeadline(_Entry):
     def guard(self) -> IdleGuard:
         """An ``async with`` block with its own cancel scope, cancelled when idle.
 
-        ::
+        For example::
 
             idle = IdleDeadline(10)
             async with idle.guard():

@@ -41,7 +41,7 @@ class Interval:
     ``tick()`` returns the deadline of the tick it completed (on Trio's clock), which is the
     schedule, not the moment the task ran.
 
-    ::
+    For example::
 
         interval = Interval(1.0, MissedTickBehavior.SKIP)
         async for due in interval:

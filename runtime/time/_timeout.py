@@ -16,7 +16,7 @@ import trio
 from ..rt import try_current as _try_current
 from . import _wheel as _wheel_module
 from ._error import Elapsed
-from ._wheel import TimerWheel, _cancel, _emptied, _Entry, current_wheel
+from ._wheel import _FLUSH_AT, TimerWheel, _cancel, _emptied, _Entry, current_wheel
 
 _CancelScope = trio.CancelScope
 _INF = math.inf
@@ -71,6 +71,8 @@ class TimeoutScope(_Entry):
             wheel._pending += 1
             if deadline < wheel._armed_at:
                 wheel._arm_for(deadline)
+            if len(incoming) >= _FLUSH_AT:
+                wheel._flush()
         return self
 
     def __exit__(
@@ -168,7 +170,7 @@ class TimeoutScope(_Entry):
 def timeout(seconds: float, *, shield: bool = False) -> TimeoutScope:
     """A block that must finish within ``seconds``, or raise :class:`~runtime.time.Elapsed`.
 
-    ::
+    For example::
 
         with runtime.time.timeout(5):
             response = await fetch()

@@ -35,7 +35,8 @@ whole, as the lower level's slot for that part of time (an O(1) move: its timers
 sub-slot, which just changes role). Only the first sub-slot, due at once, is moved timer by
 timer, and so are the slot's own timers, which it has only if it was itself handed down
 whole. The work per cascade is O(slots) plus 1/slots of the timers, and no timer is moved
-more than ``levels`` times.
+more than ``levels`` times. (The top level is the exception: it may hold clamped timers from
+later turns, so its slots, reached every 12 days with the defaults, go timer by timer.)
 
 Deadlines further away than the top level's span are *clamped* onto the top level, as Tokio
 does: they go in the top-level slot their bits name, which the top level treats as a ring. The
@@ -47,9 +48,10 @@ fire at their own tick.
 New timers, resets and order
 ----------------------------
 A new timer first goes into ``_incoming`` (a dict of timer to deadline, in insertion order)
-and is placed on the wheel the next time anything looks at the wheel: when the driver wakes,
-or someone asks for the next wakeup or advances it. A ``timeout()`` around an operation that
-finishes before then costs a dict store and a dict delete and never touches the levels.
+and is placed on the wheel the next time anything looks at the wheel (when the driver wakes,
+or someone asks for the next wakeup or advances it), or as soon as 256 live timers wait there.
+A ``timeout()`` around an operation that finishes before then costs a dict store and a dict
+delete and never touches the levels.
 
 Resetting a timer to a *later* tick is lazy: only ``when`` changes, and the timer is moved
 when its old slot is reached (the old slot is always reached first). Resetting it earlier
@@ -81,6 +83,11 @@ from ..rt import Runtime, try_current
 logger = logging.getLogger("runtime.time")
 
 _NEVER = 1 << 256  # "armed for no tick": greater than any tick a wheel will reach
+# New timers wait in _incoming until this many are live there, then they are placed at once:
+# a flush is a short pause (a few hundred microseconds), never one proportional to a burst of
+# inserts landing just when the first of them is due.
+_FLUSH_AT = 256
+_FAR = float(1 << 62)  # ticks: deadlines further away than this are treated as this far
 _run_wheel: trio.lowlevel.RunVar[TimerWheel | None] = trio.lowlevel.RunVar(
     "runtime.time.wheel", default=None
 )
@@ -447,23 +454,30 @@ class TimerWheel:
         return self._origin + tick / self._rate
 
     def _ceil_tick(self, deadline: float) -> int:
-        """The first tick at or after ``deadline``."""
+        """The first tick at or after ``deadline``.
+
+        Deadlines more than ``_FAR`` ticks away (146 million years at 1 ms) count as that far;
+        -inf and other past deadlines give a tick that is due already.
+
+        Raises:
+            ValueError: for NaN and +inf.
+        """
         origin = self._origin
         rate = self._rate
-        try:
-            k = int((deadline - origin) * rate)
-        except (OverflowError, ValueError):
+        ticks = (deadline - origin) * rate
+        if not -_FAR < ticks < _FAR:
             return self._odd_deadline(deadline)
+        k = int(ticks)
         while origin + k / rate < deadline:
             k += 1
         return k
 
     def _odd_deadline(self, deadline: float) -> int:
-        if deadline == -math.inf:
-            return self._elapsed  # due already: fires at the next tick
+        if deadline != deadline:
+            raise ValueError("deadline must be a number, got NaN")
         if deadline == math.inf:
             raise ValueError("deadline must be finite; a timer that never fires needs no timer")
-        raise ValueError("deadline must be a number, got NaN")
+        return int(_FAR) if deadline > self._origin else self._elapsed
 
     def _floor_tick(self, now: float) -> int:
         """The last tick at or before ``now``; consistent with the times the driver sleeps to."""
@@ -554,6 +568,8 @@ class TimerWheel:
         self._pending += 1
         if deadline < self._armed_at:
             self._arm_for(deadline)
+        if len(incoming) >= _FLUSH_AT:
+            self._flush()
 
     def _schedule(self, entry: _Entry, when: int) -> None:
         """Insert a new timer due at tick ``when``."""
@@ -612,8 +628,16 @@ class TimerWheel:
         due: list[tuple[_Entry, _Slot]] = []
         if slot:
             self._sort_out(slot, tick, due)
-        if slot.subs is not None and slot.live:
-            self._open(slot.subs, level - 1, tick, due)
+        subs = slot.subs
+        if subs is not None and slot.live:
+            if level < self._top:
+                self._open(subs, level - 1, tick, due)
+            else:
+                # The top level can hold clamped timers from later turns: a sub-slot of it is
+                # not exactly one slot of the level below, so its timers go one by one.
+                for sub in subs:
+                    if sub:
+                        self._sort_out(sub, tick, due)
         fired = 0
         lag = now - self._time_of(tick)
         for entry, batch in due:

@@ -11,7 +11,7 @@ import trio.testing
 
 import runtime
 from runtime import RuntimeConfig
-from runtime.time import Timer, TimerWheel, WheelStatistics, sleep
+from runtime.time import Timer, TimerWheel, WheelStatistics, move_on_at, sleep
 
 TICK = 0.001
 
@@ -363,3 +363,22 @@ def test_repr_says_what_it_is() -> None:
     assert "pending" in repr(timer)
     timer.cancel()
     assert "done" in repr(timer)
+
+
+@pytest.mark.parametrize("deadline", [1e300, 1e308, -1e308])
+def test_absurdly_far_deadlines_neither_crash_nor_fire_early(deadline: float) -> None:
+    wheel = TimerWheel()
+    fired: list[object] = []
+    wheel.call_at(deadline, recorder(fired, deadline))
+    wheel.advance(1e9)  # 31 years on
+    assert fired == ([deadline] if deadline < 0 else [])
+    assert len(wheel) == (0 if deadline < 0 else 1)
+
+
+async def test_a_far_timeout_does_not_break_the_driver(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with move_on_at(1e308) as scope:
+        await sleep(1)
+    assert not scope.expired
+    assert trio.current_time() == pytest.approx(1, abs=TICK)
