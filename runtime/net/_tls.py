@@ -64,13 +64,7 @@ async def tls_connect(
     """
     stream = await TcpStream.connect(host, port)
     tls = trio.SSLStream(stream, ssl_context, server_hostname=server_hostname or host)
-    try:
-        with timeout(handshake_timeout):
-            await tls.do_handshake()
-    except BaseException:
-        await trio.aclose_forcefully(stream)
-        raise
-    return tls
+    return await _handshake(tls, handshake_timeout)
 
 
 async def tls_accept(
@@ -86,10 +80,17 @@ async def tls_accept(
         runtime.time.Elapsed: the peer was too slow (a ``TimeoutError``).
     """
     tls = trio.SSLStream(stream, ssl_context, server_side=True)
+    return await _handshake(tls, handshake_timeout)
+
+
+async def _handshake(
+    tls: trio.SSLStream[TcpStream], handshake_timeout: float
+) -> trio.SSLStream[TcpStream]:
+    """Finish the handshake within the deadline, or close the connection underneath."""
     try:
         with timeout(handshake_timeout):
             await tls.do_handshake()
     except BaseException:
-        await trio.aclose_forcefully(stream)
+        await trio.aclose_forcefully(tls.transport_stream)
         raise
     return tls

@@ -17,6 +17,7 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextlib import nullcontext
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -163,6 +164,7 @@ _RUNNING = TaskState.RUNNING
 _DONE = TaskState.DONE
 _checkpoint = trio.lowlevel.checkpoint
 _now = trio.current_time
+_NO_SCOPE: nullcontext[None] = nullcontext()
 
 
 def _task_name(fn: Callable[..., Any], name: str | None) -> str:
@@ -180,22 +182,11 @@ async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[
     runs without one. It is still cancelled with its owner at shutdown.
     """
     _current_task.set(task)
-    if task.detached and task.joinset is None and not task.aborted:
-        try:
-            task.value = await fn(*args)
-            task.state = _DONE
-        except Exception as exc:
-            task.error = exc
-            task.state = TaskState.FAILED
-        except BaseException:
-            task.state = TaskState.CANCELLED
-            _finish(task)
-            raise
-        _finish(task)
-        return
-    scope = task.scope = trio.CancelScope()
-    if task.aborted:
-        scope.cancel()
+    scope: trio.CancelScope | nullcontext[None] = _NO_SCOPE
+    if not (task.detached and task.joinset is None and not task.aborted):
+        scope = task.scope = trio.CancelScope()
+        if task.aborted:
+            scope.cancel()
     try:
         with scope:
             task.value = await fn(*args)
