@@ -6,7 +6,7 @@ several rounds, and the best round of each is compared, so the ratio is what mat
 absolute times (these are shared machines).
 
 Two shapes:
-  sequential: spawn one task, await it, repeat (latency of one spawn+join).
+  sequential: spawn one task, keep the handle, await it, repeat (latency of one spawn+join).
   batch:      spawn N tasks, then await them all (throughput of the spawn path).
 
 Target (issue 2): ratio <= 1.5 in both shapes.
@@ -44,7 +44,8 @@ async def trio_sequential(nursery: trio.Nursery, n: int) -> None:
 async def runtime_sequential(nursery: trio.Nursery, n: int) -> None:
     spawn = runtime.spawn
     for _ in range(n):
-        await spawn(work)
+        handle = spawn(work)  # kept while the task runs, so abort() must work: the scoped path
+        await handle
 
 
 async def work_in_scope_then_set(event: trio.Event) -> None:
@@ -132,7 +133,7 @@ async def main(tasks: int, rounds: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     runtime.run(main, args.tasks, args.rounds)

@@ -17,13 +17,14 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from contextlib import nullcontext
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import trio
+
+from . import _scope
 
 if TYPE_CHECKING:
     from typing import Self
@@ -88,7 +89,6 @@ class _Task:
         "detached",
         "ended_at",
         "error",
-        "event",
         "id",
         "joinset",
         "name",
@@ -98,7 +98,9 @@ class _Task:
         "scope",
         "started_at",
         "state",
+        "trio_task",
         "value",
+        "waiters",
     )
 
     def __init__(self, name: str, registry: _Registry | None) -> None:
@@ -112,8 +114,9 @@ class _Task:
         self.value: Any = None
         self.error: BaseException | None = None
         self.scope: trio.CancelScope | None = None
+        self.trio_task: trio.lowlevel.Task | None = None
         self.aborted = False
-        self.event: trio.Event | None = None
+        self.waiters: list[trio.lowlevel.Task] | None = None
         self.detached = False
         self.observed = False
         self.joinset: JoinSet[Any] | None = None
@@ -148,10 +151,20 @@ class _Task:
     async def join(self) -> Any:
         """Wait for the end (a checkpoint either way), then return or raise the outcome."""
         if self.state is _RUNNING:
-            event = self.event
-            if event is None:
-                event = self.event = trio.Event()
-            await event.wait()
+            # Park this Trio task until _finish reschedules it: the work of a trio.Event,
+            # without its parking lot.
+            me = _current_trio_task()
+            waiters = self.waiters
+            if waiters is None:
+                waiters = self.waiters = [me]
+            else:
+                waiters.append(me)
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                waiters.remove(me)
+                return _ABORT_SUCCEEDED
+
+            await _wait_task_rescheduled(abort)
         else:
             await _checkpoint()
         if self.state is _DONE:
@@ -163,8 +176,11 @@ class _Task:
 _RUNNING = TaskState.RUNNING
 _DONE = TaskState.DONE
 _checkpoint = trio.lowlevel.checkpoint
+_current_trio_task = trio.lowlevel.current_task
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+_reschedule = trio.lowlevel.reschedule
+_ABORT_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 _now = trio.current_time
-_NO_SCOPE: nullcontext[None] = nullcontext()
 
 
 def _task_name(fn: Callable[..., Any], name: str | None) -> str:
@@ -176,32 +192,45 @@ def _task_name(fn: Callable[..., Any], name: str | None) -> str:
 async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
     """Run one task and record how it ended. Never lets an ordinary exception escape.
 
-    A task gets its own cancel scope so that ``abort()`` can cancel it alone. Entering a Trio
-    cancel scope costs about as much as starting the task itself, so a task whose handle was
-    already dropped when it starts (fire-and-forget: nobody can call ``abort()`` any more)
-    runs without one. It is still cancelled with its owner at shutdown.
+    ``abort()`` needs a cancel scope around this one task. Entering a Trio scope costs about
+    as much as starting the task, and most tasks are never aborted, so a task starts without
+    one and ``abort()`` splices one in (see :mod:`._scope`). Where splicing is not available,
+    a task that can still be aborted (its handle is alive) enters a scope at its start. Either
+    way every task is cancelled with its owner at shutdown.
     """
     _current_task.set(task)
-    scope: trio.CancelScope | nullcontext[None] = _NO_SCOPE
-    if not (task.detached and task.joinset is None and not task.aborted):
-        scope = task.scope = trio.CancelScope()
+    if task.aborted or not (_scope.FAST or (task.detached and task.joinset is None)):
+        # Aborted before it first ran, or no splicing available: enter a scope now.
+        entered = task.scope = trio.CancelScope()
         if task.aborted:
-            scope.cancel()
+            entered.cancel()
+        _scope.enter(entered)
+    else:
+        task.trio_task = _current_trio_task()  # abort() splices a scope in through this
+    error: BaseException | None = None
     try:
-        with scope:
-            task.value = await fn(*args)
-            task.state = _DONE
-    except Exception as exc:
-        task.error = exc
+        task.value = await fn(*args)
+    except BaseException as exc:
+        error = exc
+    swallowed = False
+    scope = task.scope
+    if scope is not None:
+        try:
+            swallowed = _scope.exit(scope, error)
+        except BaseException as exc:  # Trio's exit replaced the error (misnesting, a group)
+            error = exc
+    if error is None:
+        task.state = _DONE
+    elif swallowed:
+        task.state = TaskState.CANCELLED  # our own scope caught the cancellation: abort()
+    elif isinstance(error, Exception):
+        task.error = error
         task.state = TaskState.FAILED
-    except BaseException:
+    else:
         # Cancelled from outside (owner shutting down) or KeyboardInterrupt: record, re-raise.
         task.state = TaskState.CANCELLED
         _finish(task)
-        raise
-    if task.state is _RUNNING:
-        # The body did not complete: our own scope swallowed the cancellation (abort).
-        task.state = TaskState.CANCELLED
+        raise error
     _finish(task)
 
 
@@ -209,14 +238,38 @@ def _finish(task: _Task) -> None:
     registry = task.registry
     task.ended_at = registry.now() if registry is not None else _now()
     task.scope = None
+    task.trio_task = None
     if registry is not None:
         registry.remove(task)
     if task.joinset is not None:
         task.joinset._on_done(task)
-    if task.event is not None:
-        task.event.set()
+    waiters = task.waiters
+    if waiters:
+        task.waiters = None
+        for waiter in waiters:
+            _reschedule(waiter)
     elif task.state is TaskState.FAILED and task.detached and task.joinset is None:
         _report_unobserved(task)
+
+
+def _abort(task: _Task) -> None:
+    """Cancel one task: through its scope, or a scope spliced in now, or at its start."""
+    if task.state is not _RUNNING:
+        return
+    task.aborted = True
+    scope = task.scope
+    if scope is None:
+        trio_task = task.trio_task
+        if trio_task is None:
+            return  # not started yet: _run_task sees ``aborted`` and starts cancelled
+        scope = trio.CancelScope()
+        if not _scope.splice(scope, trio_task):
+            logger.error(
+                "could not abort %s: its cancel scope could not be linked", task.describe()
+            )
+            return
+        task.scope = scope
+    scope.cancel()
 
 
 def _report_unobserved(task: _Task) -> None:
@@ -275,12 +328,7 @@ class JoinHandle(Generic[T]):
         The task sees ``trio.Cancelled`` at its next checkpoint; awaiting the handle then
         raises :class:`JoinError` with ``cancelled=True`` (unless the task finished first).
         """
-        task = self._task
-        if task.state is not TaskState.RUNNING:
-            return
-        task.aborted = True
-        if task.scope is not None:
-            task.scope.cancel()
+        _abort(self._task)
 
     async def join(self) -> T:
         """Wait for the task and return its value; the same as ``await handle``."""
@@ -416,9 +464,7 @@ class JoinSet(Generic[T]):
     def abort_all(self) -> None:
         """Cancel every task still running. Their results then come back as JoinError."""
         for task in list(self._running.values()):
-            task.aborted = True
-            if task.scope is not None:
-                task.scope.cancel()
+            _abort(task)
 
     async def join_next(self) -> T | None:
         """The next result in completion order, or None when the set is empty.

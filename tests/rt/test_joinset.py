@@ -11,6 +11,8 @@ import trio.testing
 import runtime
 from runtime import JoinError, JoinSet
 
+pytestmark = pytest.mark.usefixtures("task_scope_path")
+
 
 async def after(delay: float, value: str) -> str:
     await trio.sleep(delay)

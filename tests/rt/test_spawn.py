@@ -12,6 +12,8 @@ import trio.testing
 import runtime
 from runtime import JoinError, RuntimeConfig, TaskState
 
+pytestmark = pytest.mark.usefixtures("task_scope_path")
+
 
 class AppError(ValueError):
     pass
