@@ -1,9 +1,15 @@
-"""Listeners on the reactor: accept one connection, or drain the kernel's queue in a batch.
+"""Listeners: accept one connection, or drain the kernel's queue in a batch.
 
 ``trio.serve_tcp`` accepts one connection per scheduler pass, so under a burst of connects most
 of them wait in the kernel's accept queue. :meth:`SocketListener.accept_batch` takes up to
 ``max_batch`` connections per readiness event, until ``EAGAIN``, which is what the server's
 accept loop uses.
+
+A listening socket waits through Trio (``trio.lowlevel.wait_readable``), not through the
+reactor. Connects are rare next to reads and writes, and a task parked in the reactor may
+become its *leader*, the task that polls for everyone: an accept loop in that role would
+add a hop to every wake-up of every connection (it would wake, then wake the connection's
+task one scheduler pass later). The streams it accepts are registered with the reactor.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Generic, TypeVar
 import trio
 
 from ..rt._coop import try_consume_budget
-from ._reactor import READ, Reactor, current_reactor
+from ._reactor import Reactor, current_reactor
 from ._stream import SocketStream, TcpStream, UnixStream
 
 S = TypeVar("S", bound=SocketStream)
@@ -64,8 +70,8 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
         self.socket = sock
         self._make_stream = make_stream
         self._reactor = reactor if reactor is not None else current_reactor()
-        self._reg = self._reactor.register(sock)
         self._accepting = False
+        self._closed = False
 
     @property
     def address(self) -> object:
@@ -78,7 +84,6 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
             try:
                 conn, _ = self.socket.accept()
             except BlockingIOError:
-                self._reg.readiness &= ~READ
                 return None
             except OSError as exc:
                 if exc.errno in _TRANSIENT_ACCEPT_ERRORS:
@@ -116,32 +121,32 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
         try:
             if not try_consume_budget():
                 await _checkpoint()
-            reg = self._reg
             while True:
-                if reg.closed:
+                if self._closed:
                     raise trio.ClosedResourceError("this listener was closed")
-                if reg.readiness & READ:
-                    batch: list[S] = []
-                    while len(batch) < max_batch:
-                        try:
-                            stream = self._accept_now()
-                        except OSError:
-                            if batch:
-                                return batch
-                            raise
-                        if stream is None:
-                            break
-                        batch.append(stream)
-                    if batch:
-                        return batch
-                await self._reactor.wait(reg, READ)
+                batch: list[S] = []
+                while len(batch) < max_batch:
+                    try:
+                        stream = self._accept_now()
+                    except OSError:
+                        if batch:
+                            return batch
+                        raise
+                    if stream is None:
+                        break
+                    batch.append(stream)
+                if batch:
+                    return batch
+                await trio.lowlevel.wait_readable(self.socket)
         finally:
             self._accepting = False
 
     async def aclose(self) -> None:
         """Stop listening. A task blocked in ``accept`` wakes with ClosedResourceError."""
-        self._reactor.deregister(self._reg)
-        self.socket.close()
+        if not self._closed:
+            self._closed = True
+            trio.lowlevel.notify_closing(self.socket)
+            self.socket.close()
         await _checkpoint()
 
 

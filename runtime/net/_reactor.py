@@ -8,15 +8,19 @@ once for ``EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET``, and remembers per socket
 only on ``EAGAIN``; with the cooperative budget, an operation that completes at once does not
 yield.
 
-**Leader and followers.** Somebody must wait on the epoll fd. A dedicated driver task would add
-a hop to every wake-up: Trio wakes the driver, the driver wakes the connection task one
-scheduler batch later (a throw-away prototype paid ~40 us p50 for it at one connection).
-Instead the first task that has to park becomes the *leader*: it waits on the epoll fd itself
-(``trio.lowlevel.wait_readable``), and when it wakes it drains the ready list, marks readiness
-and reschedules the *followers* whose sockets became ready. With one connection the
-connection's own task is the leader, so there is no hop at all. When a leader leaves (its
-socket is ready, it is cancelled, or its socket closes) and followers are still parked, it
-hands the role to one of them.
+**Leader, followers and the driver.** Somebody must wait on the epoll fd. A dedicated driver
+task alone would add a hop to every wake-up: Trio wakes the driver, the driver wakes the
+connection task one scheduler batch later (a throw-away prototype paid ~40 us p50 for it at one
+connection). So a task that has to park while *nobody else is parked* becomes the *leader*: it
+waits on the epoll fd itself (``trio.lowlevel.wait_readable``), and when it wakes it drains the
+ready list and marks readiness. With one busy connection that connection's own task leads, and
+there is no hop at all. A task that parks while others are parked is a *follower*. When the
+leader leaves (its socket is ready, it is cancelled, or its socket closes) and followers are
+still parked, the reactor's *driver* task (the reactor's service task, idle until then) takes
+over the polling and keeps it while followers remain; with many connections the hop is shared
+by every connection woken in the same batch. Once nobody is parked the driver goes idle again,
+and the next task to park leads. Listening sockets wait through Trio, not here, so an accept
+loop never holds the leader role.
 
 **Closing.** ``deregister`` removes the fd from epoll *before* the socket is closed, so a
 reused fd number can never deliver a stale event to the wrong task; it wakes the socket's
@@ -113,6 +117,8 @@ class EpollReactor:
         self._wakeups = 0
         self._events = 0
         self._closed = False
+        self._driver: Task | None = None  # the service task running drive(), once it runs
+        self._driver_idle = False  # parked in drive() until followers need a poller
 
     # -- registration ---------------------------------------------------------------------
 
@@ -175,7 +181,7 @@ class EpollReactor:
             while not reg.readiness & direction:
                 if reg.closed:
                     raise trio.ClosedResourceError("the socket was closed while waiting on it")
-                if self._leader is None:
+                if self._leader is None and not self._parked:
                     await self._lead(task, reg)
                 else:
                     await self._follow(task, reg, direction)
@@ -184,7 +190,7 @@ class EpollReactor:
         finally:
             # Whichever way we leave, someone must keep polling for the tasks still parked.
             if self._leader is None and self._parked:
-                self._hand_off()
+                self._call_driver()
 
     async def _lead(self, task: Task, reg: Registration) -> None:
         self._leader = task
@@ -207,6 +213,8 @@ class EpollReactor:
             )
         reg.waiters[direction] = task
         self._parked[task] = (reg, direction)
+        if self._leader is None:
+            self._call_driver()
 
         def abort(_: Any) -> Abort:
             if reg.waiters[direction] is task:
@@ -221,18 +229,52 @@ class EpollReactor:
         del self._parked[task]
         reschedule(task)
 
-    def _hand_off(self) -> None:
-        """Wake one parked follower so that it becomes the leader."""
-        for task, (reg, direction) in self._parked.items():
-            self._wake(reg, direction, task)
-            return
+    def _call_driver(self) -> None:
+        """Wake the driver to poll for the parked followers (a no-op if it is not idle)."""
+        if self._driver_idle:
+            self._driver_idle = False
+            assert self._driver is not None
+            reschedule(self._driver)
 
-    def _drain(self) -> None:
-        """Read epoll's ready list once; mark readiness; wake the followers that can go on."""
+    async def drive(self) -> None:
+        """The reactor's service task: polls while followers are parked and nobody leads.
+
+        Runs until cancelled (at the end of the runtime or run that owns the reactor).
+        """
+        me = self._driver = current_task()
+
+        def abort(_: Any) -> Abort:
+            self._driver_idle = False
+            return Abort.SUCCEEDED
+
+        woke = 0
+        while True:
+            # Poll while followers are parked, and also right after a drain that woke several
+            # tasks: they are about to park again, and the one that parked first would
+            # otherwise lead and hand back at once. After a quiet drain the driver goes idle,
+            # so a lone busy connection leads for itself again.
+            if self._leader is None and (self._parked or woke > 1):
+                self._leader = me
+                try:
+                    await trio.lowlevel.wait_readable(self._epoll)
+                finally:
+                    self._leader = None
+                    woke = self._drain()
+            else:
+                self._driver_idle = True
+                await wait_task_rescheduled(abort)
+                woke = 0
+
+    def _drain(self) -> int:
+        """Read epoll's ready list once; mark readiness; wake the followers that can go on.
+
+        Returns how many tasks it woke.
+        """
         try:
             events = self._epoll.poll(0)
         except OSError:  # closed at runtime exit
-            return
+            return 0
+        woke = 0
         self._wakeups += 1
         self._events += len(events)
         regs = self._regs
@@ -251,11 +293,14 @@ class EpollReactor:
                 task = waiters[READ]
                 if task is not None:
                     self._wake(reg, READ, task)
+                    woke += 1
             if mask & _WRITE_MASK:
                 reg.readiness |= WRITE
                 task = waiters[WRITE]
                 if task is not None:
                     self._wake(reg, WRITE, task)
+                    woke += 1
+        return woke
 
     # -- lifetime and statistics ----------------------------------------------------------
 
@@ -265,6 +310,7 @@ class EpollReactor:
             self._closed = True
             for reg in list(self._regs.values()):
                 self.deregister(reg)
+            trio.lowlevel.notify_closing(self._epoll)
             self._epoll.close()
             os.close(self._wake_fd)
 
@@ -350,16 +396,20 @@ def _new_reactor() -> Reactor:
     return FallbackReactor()
 
 
-async def _close_at_exit(reactor: Reactor) -> None:
+async def _serve(reactor: Reactor) -> None:
+    """The reactor's one service task: its driver, then its closing at exit."""
     try:
-        await trio.sleep_forever()
+        if isinstance(reactor, EpollReactor):
+            await reactor.drive()
+        else:
+            await trio.sleep_forever()
     finally:
         reactor.close()
 
 
 def _runtime_reactor(rt: Runtime) -> Reactor:
     reactor = _new_reactor()
-    rt.start_system_task(_close_at_exit, reactor, name=_SERVICE_KEY)
+    rt.start_system_task(_serve, reactor, name=_SERVICE_KEY)
     return reactor
 
 
@@ -376,7 +426,7 @@ def current_reactor() -> Reactor:
         return _run_reactor.get()
     except LookupError:
         reactor = _new_reactor()
-        trio.lowlevel.spawn_system_task(_close_at_exit, reactor, name=_SERVICE_KEY)
+        trio.lowlevel.spawn_system_task(_serve, reactor, name=_SERVICE_KEY)
         _run_reactor.set(reactor)
         return reactor
 

@@ -86,26 +86,60 @@ async def test_cancel_while_parked_loses_nothing() -> None:
     await b.aclose()
 
 
-async def test_leader_cancelled_hands_off_to_a_follower() -> None:
+async def test_leader_cancelled_hands_off_to_the_driver() -> None:
     a1, b1 = await connected_pair()
     a2, b2 = await connected_pair()
     got: list[bytes] = []
     scope = trio.CancelScope()
+    reactor = current_reactor()
+    assert isinstance(reactor, EpollReactor)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(leader_then_cancelled, b1, scope)  # parks first: the leader
         await trio.testing.wait_all_tasks_blocked()
+        assert reactor._leader is not None and reactor._leader is not reactor._driver
         nursery.start_soon(read_into, b2, got)  # parks second: a follower
         await trio.testing.wait_all_tasks_blocked()
-        reactor = current_reactor()
-        assert isinstance(reactor, EpollReactor)
         assert reactor.statistics().parked == 1
-        scope.cancel()  # the leader leaves; the follower must take over polling
+        scope.cancel()  # the leader leaves; the driver must take over polling
         await trio.testing.wait_all_tasks_blocked()
-        assert reactor.statistics().parked == 0
+        assert reactor.statistics().parked == 1
+        assert reactor._leader is reactor._driver
         await a2.send_all(b"to the follower")
     assert got == [b"to the follower"]
+    # Nobody is parked any more: the driver goes idle, and the next task to park leads.
+    await trio.testing.wait_all_tasks_blocked()
+    assert reactor._leader is None and reactor._driver_idle
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_into, b1, got)
+        await trio.testing.wait_all_tasks_blocked()
+        assert reactor._leader is not None and reactor._leader is not reactor._driver
+        await a1.send_all(b"solo again")
+    assert got == [b"to the follower", b"solo again"]
     for s in (a1, b1, a2, b2):
         await s.aclose()
+
+
+async def test_an_accept_loop_never_leads() -> None:
+    """A listener waits through Trio, so the one connection's task polls for itself."""
+    reactor = current_reactor()
+    assert isinstance(reactor, EpollReactor)
+    listener = TcpListener.bind("127.0.0.1", 0)
+    port = listener.port
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_echo, listener, nursery)
+        await trio.testing.wait_all_tasks_blocked()
+        assert reactor._leader is None  # the accept loop is parked, but not in the reactor
+        client = await TcpStream.connect("127.0.0.1", port)
+        await client.send_all(b"ping")
+        assert await client.receive_some() == b"ping"
+        await trio.testing.wait_all_tasks_blocked()
+        # In the reactor now: the echo handler only (the client is not reading).
+        in_reactor = [*reactor._parked, reactor._leader]
+        assert not any(task is not None and "serve_echo" in task.name for task in in_reactor)
+        assert any(task is not None and "echo_once" in task.name for task in in_reactor)
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    await listener.aclose()
 
 
 async def leader_then_cancelled(stream: TcpStream, scope: trio.CancelScope) -> None:
