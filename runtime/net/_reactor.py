@@ -57,6 +57,7 @@ if _EPOLL:
     _EPOLLET = select.EPOLLET
     _REGISTER_MASK = _EPOLLIN | _EPOLLOUT | _EPOLLRDHUP | _EPOLLET
     _READ_MASK = _EPOLLIN | _EPOLLRDHUP | _EPOLLHUP | _EPOLLERR
+    _HUP_MASK = _EPOLLRDHUP | _EPOLLHUP | _EPOLLERR
     _WRITE_MASK = _EPOLLOUT | _EPOLLHUP | _EPOLLERR
 
 
@@ -90,13 +91,17 @@ class Registration:
     ``BusyResourceError``).
     """
 
-    __slots__ = ("closed", "fd", "readiness", "sock", "waiters")
+    __slots__ = ("closed", "fd", "hup", "readiness", "sock", "waiters")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.readiness = READ | WRITE
         self.closed = False
+        # Set once epoll reports a hang-up or error (sticky). After that a short read no longer
+        # proves the socket drained: end-of-stream raises no further edge. The fallback reactor
+        # waits level-triggered and leaves it False.
+        self.hup = False
         # waiters[READ] / waiters[WRITE]; index 0 unused. A list is cheaper than a dict here.
         self.waiters: list[Task | None] = [None, None, None]
 
@@ -288,6 +293,8 @@ class EpollReactor:
                         pass
                 continue
             waiters = reg.waiters
+            if mask & _HUP_MASK:
+                reg.hup = True
             if mask & _READ_MASK:
                 reg.readiness |= READ
                 task = waiters[READ]

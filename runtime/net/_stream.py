@@ -108,7 +108,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
             while True:
                 if reg.closed:
                     raise trio.ClosedResourceError("this stream was closed")
-                if reg.readiness & READ:
+                if reg.readiness & READ or self._input_ended:
                     try:
                         data = self.socket.recv(max_bytes)
                     except BlockingIOError:
@@ -118,6 +118,12 @@ class SocketStream(trio.abc.HalfCloseableStream):
                     except OSError as exc:
                         raise _broken(exc) from exc
                     else:
+                        if len(data) < max_bytes and not reg.hup and data:
+                            # A short read took everything the kernel had; anything that
+                            # arrives later raises a fresh edge. So skip the recv that would
+                            # only say EAGAIN. Not after a hang-up: a FIN that came with the
+                            # data raises no further edge.
+                            reg.readiness &= ~READ
                         if self.idle is not None:
                             self.idle.touch()
                         return data

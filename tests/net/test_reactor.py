@@ -337,6 +337,56 @@ async def test_receive_is_not_a_schedule_point_when_data_is_ready() -> None:
     before = task._schedule_points  # type: ignore[attr-defined]
     assert await b.receive_some() == b"x" * 10
     assert task._schedule_points == before  # type: ignore[attr-defined]
-    assert b._reg.readiness & READ
+    # A short read took everything: the next receive parks without an EAGAIN recv first.
+    assert not b._reg.readiness & READ
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_data_and_fin_together_still_end_the_stream() -> None:
+    """The FIN that arrives with the last data raises no edge of its own: not lost."""
+    a, b = await connected_pair()
+    got: list[bytes] = []
+
+    async def reader() -> None:
+        while data := await b.receive_some():
+            got.append(data)
+        got.append(b"<eof>")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        a.socket.sendall(b"last words")  # data, then FIN, before the reader runs again
+        a.socket.shutdown(socket.SHUT_WR)
+    assert got == [b"last words", b"<eof>"]
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_data_after_a_short_read_wakes_the_reader() -> None:
+    a, b = await connected_pair()
+    await a.send_all(b"one")
+    await trio.testing.wait_all_tasks_blocked()
+    assert await b.receive_some() == b"one"
+    assert not b._reg.readiness & READ
+    async with trio.open_nursery() as nursery:
+
+        async def later() -> None:
+            await trio.testing.wait_all_tasks_blocked()
+            await a.send_all(b"two")
+
+        nursery.start_soon(later)
+        assert await b.receive_some() == b"two"
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_end_input_after_a_short_read_returns_eof() -> None:
+    a, b = await connected_pair()
+    await a.send_all(b"req")
+    await trio.testing.wait_all_tasks_blocked()
+    assert await b.receive_some() == b"req"
+    b.end_input()
+    assert await b.receive_some() == b""
     await a.aclose()
     await b.aclose()
