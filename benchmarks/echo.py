@@ -4,7 +4,10 @@ Every server runs as its own process pinned to core 0; the same load client (asy
 Protocols on uvloop, benchmarks/_loadgen.py) runs pinned to core 1. For each connection count
 and message size it prints messages/s, p50 and p99 latency, the client's CPU use (a client
 below ~90% CPU is not the bottleneck), and the ratios project / plain Trio and project /
-asyncio. Then it measures server RSS per idle connection with 10,000 connections held open.
+asyncio; with several rounds interleaved, the median round. Then the project's and Trio's
+servers run *paired*: both on core 0 at once, so that the noise of a shared machine hits both
+alike, and their throughput ratio is the ratio of CPU cost per message. Last, server RSS per
+idle connection with 10,000 connections held open.
 
 Targets (issue 5): >= 1.5x plain Trio at 64 connections, >= 1.3x at 1,000; p50 at one
 connection within 1.2x of plain Trio's; stretch: >= 1.0x asyncio streams; <= 8 KB of RSS
@@ -158,6 +161,53 @@ def throughput(duration: float, quick: bool, rounds: int, conns_filter: set[int]
         print(summary, flush=True)
 
 
+def paired(duration: float, rounds: int, conns_list: list[int]) -> None:
+    """Both servers on core 0 at the same time, each with its own client on core 1.
+
+    The kernel shares core 0 between the two servers, so a slow spell of the (shared, noisy)
+    machine hits both alike, and the throughput ratio is the ratio of CPU cost per message.
+    Latency means nothing here (each server waits for the other's time slices); the latency
+    figures come from the interleaved runs above.
+    """
+    print(
+        f"\npaired runs: runtime and trio servers both on core 0 at once, {duration:.0f}s,"
+        f" {rounds} rounds, 64 B messages"
+    )
+    for conns in conns_list:
+        ratios: list[float] = []
+        cpu = 0.0
+        for _ in range(rounds):
+            servers = {impl: Server(impl) for impl in ("runtime", "trio")}
+            try:
+                procs = {
+                    impl: subprocess.Popen(
+                        [
+                            *_pin(1),
+                            *(sys.executable, str(LOADGEN), "--port", str(server.port)),
+                            *("--conns", str(conns), "--size", "64", "--duration", str(duration)),
+                        ],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    for impl, server in servers.items()
+                }
+                out = {
+                    impl: json.loads(proc.communicate(timeout=duration + 60)[0].splitlines()[-1])
+                    for impl, proc in procs.items()
+                }
+            finally:
+                for server in servers.values():
+                    server.stop()
+            ratios.append(out["runtime"]["msgs_per_s"] / out["trio"]["msgs_per_s"])
+            cpu = max(cpu, out["runtime"]["client_cpu_pct"] + out["trio"]["client_cpu_pct"])
+        shown = ", ".join(f"{r:.2f}" for r in ratios)
+        median = statistics.median(ratios)
+        print(
+            f"  {conns:>5} conns: runtime/trio {median:.2f}x (median of {shown});"
+            f" both clients together used {cpu:.0f}% of core 1"
+        )
+
+
 def idle_memory(count: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 256)), hard))
@@ -193,6 +243,8 @@ def main() -> None:
     args = p.parse_args()
     conns_filter = {int(c) for c in args.conns.split(",") if c}
     throughput(args.duration, args.quick, args.rounds, conns_filter or None)
+    paired_conns = [c for c in (64, 1000) if not conns_filter or c in conns_filter]
+    paired(args.duration, args.rounds, paired_conns)
     if args.idle_connections:
         idle_memory(args.idle_connections)
 
