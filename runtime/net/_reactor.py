@@ -86,9 +86,9 @@ class Registration:
     """One socket in the reactor: its readiness and the tasks parked on it.
 
     ``readiness`` is a bit set of READ and WRITE. It starts as both (try the syscall first) and
-    a stream clears a bit when the syscall says ``EAGAIN``; the reactor sets it again when epoll
-    reports an edge. Only one task may wait per direction (streams enforce that with
-    ``BusyResourceError``).
+    a stream clears a bit when the syscall says ``EAGAIN``, or READ after a short read while
+    ``hup`` is False; the reactor sets it again when epoll reports an edge. Only one task may
+    wait per direction (streams enforce that with ``BusyResourceError``).
     """
 
     __slots__ = ("closed", "fd", "hup", "readiness", "sock", "waiters")
