@@ -5,10 +5,10 @@ The peer is the least a Trio program can do to run a task and learn that it fini
 several rounds, and the best round of each is compared, so the ratio is what matters, not the
 absolute times (these are shared machines).
 
-Each measured run starts with ``gc.collect()``, so that one run does not pay for the garbage of
-the run before it (without it, the interleaved rounds handed the runtime the full collections
-that the peer's garbage had made due, and the batch ratio read about 0.2 higher). The collector
-still runs during every measurement, so each side pays for its own allocations.
+Each measured run starts with ``gc.collect()``, so that no run pays for collections made due by
+the runs before it (without it the batch ratio read 0.2 higher and swung from run to run;
+with ``gc.freeze()`` instead, only the runtime's side got faster, so it was the one paying).
+The collector still runs during every measurement, so each side pays for its own allocations.
 
 Two shapes:
   sequential: spawn one task, keep the handle, await it, repeat (latency of one spawn+join).
