@@ -232,7 +232,10 @@ async def test_layer_starts_workers_in_the_given_nursery() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_layer_spawns_workers_in_the_runtime(rt: runtime.Runtime) -> None:
+async def test_layer_spawns_workers_in_the_runtime(
+    rt: runtime.Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    # The workers run until the runtime ends; its shutdown grace then passes in mock time.
     svc = BufferLayer(2).layer(service_fn(echo))
     assert await svc("hi") == "hi"
     assert any("buffer workers" in task.name for task in rt.tasks())
