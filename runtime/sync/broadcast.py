@@ -22,12 +22,12 @@ afterwards raises ``trio.ClosedResourceError``.
 from __future__ import annotations
 
 from functools import partial
-from types import TracebackType
 from typing import Any, Generic, TypeVar, final
 
 import attrs
 import trio
 
+from ._endpoint import Closeable
 from ._errors import EndOfChannel, Lagged, WouldBlock, closed_error
 from ._lowlevel import (
     WOKEN,
@@ -96,7 +96,7 @@ class _State(Generic[T]):
 
 
 @final
-class Sender(Generic[T]):
+class Sender(Closeable, Generic[T]):
     """The sending half of a broadcast channel. Clone it for more producers."""
 
     __slots__ = ("__weakref__", "_closed", "_state")
@@ -192,17 +192,6 @@ class Sender(Generic[T]):
         """A snapshot of the channel."""
         return _statistics(self._state)
 
-    def __enter__(self) -> Sender[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = self._state
         return (
@@ -212,7 +201,7 @@ class Sender(Generic[T]):
 
 
 @final
-class Receiver(Generic[T]):
+class Receiver(Closeable, Generic[T]):
     """One subscriber of a broadcast channel, with its own position in the stream.
 
     Iterate it with ``async for value in rx:``. The loop ends when every sender is closed and
@@ -330,17 +319,6 @@ class Receiver(Generic[T]):
             return await self.recv()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-
-    def __enter__(self) -> Receiver[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         status = "closed" if self._closed else "open"

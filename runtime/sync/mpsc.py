@@ -41,6 +41,7 @@ from typing import Any, Generic, TypeVar, final
 import attrs
 import trio
 
+from ._endpoint import Closeable
 from ._errors import EndOfChannel, WouldBlock, broken_error, closed_error
 from ._lowlevel import (
     WOKEN,
@@ -210,7 +211,7 @@ def _end_of_channel(state: _State[Any]) -> trio.EndOfChannel:
 
 
 @final
-class Sender(Generic[T]):
+class Sender(Closeable, Generic[T]):
     """The sending half of an mpsc channel. Clone it to give each producer its own handle.
 
     Use it as a context manager (``with tx:``) or call :meth:`close` when a producer is done:
@@ -414,25 +415,6 @@ class Sender(Generic[T]):
         """A snapshot of the channel."""
         return _statistics(self._state)
 
-    def __enter__(self) -> Sender[T]:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Sender[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<mpsc.Sender {state} {_describe(self._state)}>"
@@ -533,7 +515,7 @@ class Permit(Generic[T]):
 
 
 @final
-class Receiver(Generic[T]):
+class Receiver(Closeable, Generic[T]):
     """The receiving half of an mpsc channel. One task receives at a time.
 
     Iterate it with ``async for value in rx:``; the loop ends when every sender is closed and
@@ -697,25 +679,6 @@ class Receiver(Generic[T]):
             return await self._recv_slow()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-
-    def __enter__(self) -> Receiver[T]:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Receiver[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._state.rx_closed else "open"

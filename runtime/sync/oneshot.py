@@ -10,11 +10,11 @@ gets ``EndOfChannel`` instead of waiting forever.
 from __future__ import annotations
 
 from collections.abc import Generator
-from types import TracebackType
 from typing import Any, Generic, TypeVar, final
 
 import trio
 
+from ._endpoint import Closeable
 from ._errors import EndOfChannel, WouldBlock
 from ._lowlevel import (
     NO_VALUE,
@@ -83,7 +83,7 @@ def _no_value() -> trio.EndOfChannel:
 
 
 @final
-class Sender(Generic[T]):
+class Sender(Closeable, Generic[T]):
     """The sending half of a oneshot channel: one :meth:`send`, or :meth:`close` without one.
 
     Use it as a context manager (``with tx:``) so that a failure before the send closes it
@@ -149,23 +149,12 @@ class Sender(Generic[T]):
             state.closed_waiters = trio.lowlevel.ParkingLot()
         await state.closed_waiters.park()
 
-    def __enter__(self) -> Sender[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<oneshot.Sender {'closed' if self._state.tx_closed else 'open'}>"
 
 
 @final
-class Receiver(Generic[T]):
+class Receiver(Closeable, Generic[T]):
     """The receiving half of a oneshot channel. ``await rx`` is the same as ``await rx.recv()``."""
 
     __slots__ = ("_state",)
@@ -234,17 +223,6 @@ class Receiver(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         return self.recv().__await__()
-
-    def __enter__(self) -> Receiver[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = self._state

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from types import TracebackType
 from typing import Any, Generic, TypeVar, final
 
 import attrs
 import trio
 
+from ._endpoint import Closeable
 from ._errors import EndOfChannel, closed_error
 from ._lowlevel import (
     WOKEN,
@@ -92,7 +92,7 @@ class _State(Generic[T]):
 
 
 @final
-class Sender(Generic[T]):
+class Sender(Closeable, Generic[T]):
     """The sending half of a watch channel: it owns the value."""
 
     __slots__ = ("_closed", "_state")
@@ -214,17 +214,6 @@ class Sender(Generic[T]):
         """A snapshot of the channel."""
         return _statistics(self._state)
 
-    def __enter__(self) -> Sender[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = self._state
         status = "closed" if self._closed else "open"
@@ -232,7 +221,7 @@ class Sender(Generic[T]):
 
 
 @final
-class Receiver(Generic[T]):
+class Receiver(Closeable, Generic[T]):
     """A view of a watch channel that remembers which version it has seen.
 
     ``async for value in rx:`` yields the value after each change it sees, and ends when the
@@ -349,17 +338,6 @@ class Receiver(Generic[T]):
             return await self.changed()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-
-    def __enter__(self) -> Receiver[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         status = "closed" if self._closed else "open"
