@@ -202,14 +202,11 @@ class EpollReactor:
         self._leader_reg = reg
         try:
             await trio.lowlevel.wait_readable(self._epoll)
-        except BaseException:
+        finally:
+            # Woken, cancelled or closed: drain either way, so no edge is left unread.
             self._leader = None
             self._leader_reg = None
             self._drain()
-            raise
-        self._leader = None
-        self._leader_reg = None
-        self._drain()
 
     async def _follow(self, task: Task, reg: Registration, direction: int) -> None:
         if reg.waiters[direction] is not None:

@@ -111,11 +111,6 @@ def splice(scope: trio.CancelScope, task: trio.lowlevel.Task) -> bool:
     return True
 
 
-def _enter_fast(scope: trio.CancelScope) -> None:
-    # Only for a task aborted before it first ran: enter the (already cancelled) scope.
-    _enter_public(scope)
-
-
 @trio.lowlevel.enable_ki_protection
 def _exit_fast(scope: trio.CancelScope, exc: BaseException | None) -> bool:
     task: Any = _current_task()
@@ -145,14 +140,14 @@ def _exit_fast(scope: trio.CancelScope, exc: BaseException | None) -> bool:
 
 def use_fast_path(enabled: bool) -> None:
     """Switch between splicing and the public protocol (the tests run both)."""
-    global FAST, enter, exit
+    global FAST, exit
     FAST = enabled and _CancelStatus is not None
-    enter = _enter_fast if FAST else _enter_public
     exit = _exit_fast if FAST else _exit_public
 
 
-enter = _enter_fast if FAST else _enter_public
-"""Enter ``scope`` in the current task, as its first step."""
+enter = _enter_public
+"""Enter ``scope`` in the current task, as its first step (a task aborted before it ran, or
+any abortable task when splicing is not available)."""
 
 exit = _exit_fast if FAST else _exit_public
 """Leave ``scope``; returns True if it swallowed the exception (a cancel it owned)."""
