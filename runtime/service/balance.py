@@ -35,7 +35,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
-    AsyncExitStack,
     asynccontextmanager,
     contextmanager,
 )
@@ -366,33 +365,39 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
 
     @asynccontextmanager
     async def _reserve(self) -> AsyncIterator[tuple[Endpoint[K, Req, Resp], Call[Req, Resp]]]:
+        # Every reservation is entered and left inside this generator's own blocks, and the
+        # caller's block runs at the yield, inside them: an endpoint's ready() may open cancel
+        # scopes (a Timeout does), and those must close before any scope opened around them.
         if not try_consume_budget():
             await trio.lowlevel.checkpoint()
-        async with AsyncExitStack() as stack:
-            yield await self._enter_reservation(stack)
-
-    async def _enter_reservation(
-        self, stack: AsyncExitStack
-    ) -> tuple[Endpoint[K, Req, Resp], Call[Req, Resp]]:
         while True:
             endpoint = self._pick_ready()
             if endpoint is not None:
+                entered = False
                 try:
-                    return endpoint, stack.enter_context(endpoint.service.ready_nowait())
+                    with endpoint.service.ready_nowait() as call:
+                        entered = True
+                        yield endpoint, call
+                        return
                 except trio.WouldBlock:
-                    pass  # is_ready() was optimistic; wait below
+                    if entered:
+                        raise
+                    # is_ready() was optimistic; wait below
             if not self._endpoints:
                 await self._changed.wait()
                 continue
             endpoint = self._two(self._endpoints)
-            with trio.CancelScope() as wakeup:
+            with trio.CancelScope() as wakeup:  # cancelled by a change to the endpoint set
                 self._wakeups.add(wakeup)
                 try:
-                    call = await stack.enter_async_context(endpoint.service.ready())
+                    async with endpoint.service.ready() as call:
+                        self._wakeups.discard(wakeup)  # from here on, nothing cancels it
+                        if not wakeup.cancel_called:
+                            yield endpoint, call
+                            return
+                        # the set changed as the reservation came in: give it back, choose again
                 finally:
                     self._wakeups.discard(wakeup)
-            if not wakeup.cancelled_caught:
-                return endpoint, call
 
     @asynccontextmanager
     async def _ready(self) -> AsyncIterator[Call[Req, Resp]]:

@@ -17,6 +17,7 @@ from runtime.service import (
     PeakEwma,
     PendingRequests,
     Service,
+    ServiceBuilder,
     WatchDiscover,
     open_balance,
     service_fn,
@@ -309,3 +310,47 @@ async def test_ready_is_a_checkpoint() -> None:
     with trio.testing.assert_checkpoints():
         async with balance.ready() as call:
             assert await call(1) == 1
+
+
+async def test_concurrent_calls_over_endpoints_with_a_timeout_keep_scopes_nested(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Three calls, two endpoints of one slot each: the third waits on an endpoint's ready(),
+    # whose Timeout opens a cancel scope that must not outlive the balancer's wake-up scope.
+    stack = ServiceBuilder().timeout(1).concurrency_limit(1)
+    endpoints = [stack.service(service_fn(_echo)) for _ in range(2)]
+    balance: Balance[int, Any, Any] = Balance(rng=random.Random(0))
+    for key, endpoint in enumerate(endpoints):
+        balance.insert(key, endpoint)
+    results: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        for n in range(3):
+            nursery.start_soon(lambda n=n: _append(results, balance(n)))
+    assert sorted(results) == [0, 1, 2]
+    assert [e.pending for e in balance.statistics().endpoints] == [0, 0]
+
+
+async def test_a_change_as_a_reservation_arrives_sends_the_request_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    first, first_handle = mock_service()
+    first_handle.hold()
+    second, second_handle = mock_service()
+    balance: Balance[str, Any, Any] = Balance(rng=random.Random(0))
+    balance.insert("first", first)
+    results: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _append(results, balance("x")))
+        await trio.testing.wait_all_tasks_blocked()
+        first_handle.allow(1)  # the waiter gets its reservation ...
+        balance.insert("second", second)  # ... and, before it runs, the set changes
+        await trio.testing.wait_all_tasks_blocked()
+        handles = (first_handle, second_handle)
+        queued = [handle for handle in handles if handle.statistics().queued]
+        assert len(queued) == 1
+        queued[0].next_request_nowait().respond("y")
+        await trio.testing.wait_all_tasks_blocked()
+        assert not any(handle.statistics().queued for handle in handles)
+    assert results == ["y"]
+    assert sum(handle.statistics().calls for handle in handles) == 1
+    assert [handle.statistics().reserved for handle in handles] == [0, 0]
