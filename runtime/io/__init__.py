@@ -10,6 +10,7 @@ from ._codec import FrameError as FrameError
 from ._codec import FrameTooLarge as FrameTooLarge
 from ._codec import LengthDelimitedCodec as LengthDelimitedCodec
 from ._codec import LinesCodec as LinesCodec
+from ._codec import ReadBuffer as ReadBuffer
 from ._codec import TruncatedFrame as TruncatedFrame
 from ._framed import Framed as Framed
 
@@ -23,5 +24,6 @@ __all__ = [
     "Framed",
     "LengthDelimitedCodec",
     "LinesCodec",
+    "ReadBuffer",
     "TruncatedFrame",
 ]

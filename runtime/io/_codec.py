@@ -10,15 +10,49 @@ length-delimited header announcing 2 GiB is refused on sight, and a line with no
 sight is refused as soon as it passes ``max_length``. The error is :class:`FrameTooLarge`.
 Because decoding depends only on the bytes, the same input split at any point yields the same
 frames (the tests check every split point).
+
+Codecs hold configuration only, never per-stream state, so one codec object may be shared by
+any number of connections. The one piece of decode state worth keeping, how far
+:class:`LinesCodec` has already searched for a newline (without it a long line arriving in many
+reads is rescanned from its start on every read), lives *with the buffer*: a
+:class:`ReadBuffer` carries it in ``scanned``. Framed reads into a ReadBuffer; a plain
+``bytearray`` works too, and is searched from its front on each call (the search is bounded by
+the codec's limit, so that costs at most ``max_length`` bytes per call).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Protocol, SupportsIndex, TypeVar
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class ReadBuffer(bytearray):
+    """A ``bytearray`` that also carries a decoder's scan position over its front.
+
+    Attributes:
+        scanned: Bytes at the front of the buffer that a decoder has already searched (for
+            :class:`LinesCodec`: bytes known to hold no newline). Appending keeps it valid.
+            Deleting from the buffer (``del buffer[:n]``, ``clear()``) resets it to 0, which
+            is always safe; other in-place edits of the front must reset it too.
+    """
+
+    __slots__ = ("scanned",)
+
+    def __init__(self, data: bytes | bytearray | memoryview = b"") -> None:
+        super().__init__(data)
+        self.scanned = 0
+
+    def __delitem__(self, index: SupportsIndex | slice) -> None:
+        super().__delitem__(index)
+        self.scanned = 0
+
+    def clear(self) -> None:
+        """Empty the buffer (and forget the scan position)."""
+        super().clear()
+        self.scanned = 0
 
 
 class FrameError(Exception):
@@ -97,6 +131,9 @@ class LinesCodec:
     Decoding raises :class:`FrameTooLarge` as soon as the buffer holds more than
     ``max_length`` bytes without a newline, and :class:`FrameError` for a line that is not
     valid in ``encoding``. At end of input, a last line without a newline is returned.
+
+    The codec keeps no state between calls, so one instance may serve any number of streams;
+    the newline search position is kept by the buffer (see :class:`ReadBuffer`).
     """
 
     def __init__(self, max_length: int = DEFAULT_MAX_LINE, *, encoding: str | None = "utf-8"):
@@ -104,22 +141,28 @@ class LinesCodec:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
         self.max_length = max_length
         self.encoding = encoding
-        self._scanned = 0  # bytes at the front of the buffer known to hold no newline
 
     def decode(self, buffer: bytearray) -> str | bytes | None:
-        """See :class:`Decoder`."""
-        end = buffer.find(b"\n", self._scanned)
+        """See :class:`Decoder`.
+
+        The search for the newline resumes at ``buffer.scanned`` when ``buffer`` is a
+        :class:`ReadBuffer` (so a long line arriving in many reads is searched once), and
+        never looks past the limit.
+        """
+        scanned = buffer.scanned if type(buffer) is ReadBuffer else 0
+        # A line of max_length bytes may end in "\r\n": its "\n" is at index max_length + 1.
+        end = buffer.find(b"\n", scanned, self.max_length + 2)
         if end < 0:
-            self._scanned = len(buffer)
             if len(buffer) > self.max_length + 1:  # +1: a "\r" may still be followed by "\n"
                 self._too_long(len(buffer))
+            if type(buffer) is ReadBuffer:
+                buffer.scanned = len(buffer)
             return None
-        self._scanned = 0
         line_end = end - 1 if end and buffer[end - 1] == 0x0D else end
         if line_end > self.max_length:
             self._too_long(line_end)
         line = bytes(buffer[:line_end])
-        del buffer[: end + 1]
+        del buffer[: end + 1]  # a ReadBuffer resets its scan position
         return self._text(line)
 
     def decode_eof(self, buffer: bytearray) -> str | bytes | None:
@@ -127,7 +170,6 @@ class LinesCodec:
         frame = self.decode(buffer)
         if frame is not None or not buffer:
             return frame
-        self._scanned = 0
         line = bytes(buffer)
         del buffer[:]
         if line.endswith(b"\r"):
@@ -163,7 +205,6 @@ class LinesCodec:
             raise FrameError(f"line is not valid {self.encoding}: {exc.reason}") from exc
 
     def _too_long(self, length: int) -> None:
-        self._scanned = 0
         raise FrameTooLarge(
             f"line exceeds {self.max_length} bytes (max_length) without a newline; "
             "raise the limit or fix the peer",

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ._codec import Decoder, Encoder
+from ._codec import Decoder, Encoder, ReadBuffer
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -41,6 +41,9 @@ class Framed(Generic[In, Out]):
 
     Cancellation: a cancelled ``receive`` loses nothing (bytes already read stay buffered for
     the next call). A cancelled ``flush`` may have sent part of the buffer; close the stream.
+
+    Codecs keep no per-stream state (the decoder's scan position lives in ``read_buffer``, a
+    :class:`~runtime.io.ReadBuffer`), so one codec object can be shared by many Framed.
     """
 
     def __init__(
@@ -61,7 +64,7 @@ class Framed(Generic[In, Out]):
         self.encoder: Encoder[Out] = encoder  # type: ignore[assignment]
         self.read_size = read_size
         self.write_high_water = write_high_water
-        self.read_buffer = bytearray()
+        self.read_buffer = ReadBuffer()  # carries the decoder's scan position
         self.write_buffer = bytearray()
         self._eof = False
 

@@ -14,6 +14,7 @@ from runtime.io import (
     FrameTooLarge,
     LengthDelimitedCodec,
     LinesCodec,
+    ReadBuffer,
     TruncatedFrame,
 )
 
@@ -168,3 +169,36 @@ def test_bytes_codec_concatenation_is_preserved() -> None:
     for chunks in every_split(data):
         assert b"".join(feed(BytesCodec(max_chunk=64), chunks)) == data
     assert all(len(c) <= 64 for c in feed(BytesCodec(max_chunk=64), [data]))
+
+
+def test_a_shared_lines_codec_frames_interleaved_buffers() -> None:
+    """Regression (B8): one codec, two buffers fed in turns, each framed on its own."""
+    codec = LinesCodec(encoding=None)
+    first, second = ReadBuffer(b"first stream, a long partial"), ReadBuffer(b"xy\nmore")
+    assert codec.decode(first) is None
+    assert codec.decode(second) == b"xy"
+    assert codec.decode(second) is None
+    first += b" line\n"
+    assert codec.decode(first) == b"first stream, a long partial line"
+    second += b" text\n"
+    assert codec.decode(second) == b"more text"
+
+
+def test_read_buffer_keeps_the_scan_position_and_deletion_resets_it() -> None:
+    codec = LinesCodec(encoding=None)
+    buffer = ReadBuffer(b"no newline yet")
+    assert codec.decode(buffer) is None
+    assert buffer.scanned == len(buffer)  # the next decode searches only the new bytes
+    buffer += b"\nnext"
+    assert codec.decode(buffer) == b"no newline yet"
+    assert (bytes(buffer), buffer.scanned) == (b"next", 0)
+    buffer.scanned = 4
+    buffer.clear()
+    assert buffer.scanned == 0
+
+
+def test_a_plain_bytearray_is_searched_only_up_to_the_limit() -> None:
+    codec = LinesCodec(4, encoding=None)
+    assert codec.decode(bytearray(b"1234\r\n")) == b"1234"
+    with pytest.raises(FrameTooLarge):
+        codec.decode(bytearray(b"12345\n" + b"x" * 100))

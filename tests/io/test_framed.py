@@ -88,3 +88,39 @@ def test_framed_needs_an_encoder() -> None:
 
     with pytest.raises(TypeError, match="pass an encoder"):
         Framed(trio.testing.memory_stream_pair()[0], DecodeOnly())
+
+
+async def test_one_lines_codec_shared_by_two_framed_frames_both(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Regression (B8): the codec kept one scan offset for whichever buffer it saw last."""
+    codec = LinesCodec()
+    send_a, recv_a = trio.testing.memory_stream_pair()
+    send_b, recv_b = trio.testing.memory_stream_pair()
+    a, b = Framed(recv_a, codec), Framed(recv_b, codec)
+    lines: dict[str, list[str]] = {"a": [], "b": []}
+
+    async def read_all(name: str, framed: Framed[str, str]) -> None:
+        async for line in framed:
+            lines[name].append(line)
+
+    async def step(send: trio.abc.SendStream, data: bytes) -> None:
+        await send.send_all(data)
+        await trio.testing.wait_all_tasks_blocked()  # the reader decoded what it got
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all, "a", a)
+        nursery.start_soon(read_all, "b", b)
+        await trio.testing.wait_all_tasks_blocked()  # both wait in receive_some
+        await step(send_a, b"a long partial line from stream a, ")
+        await step(send_b, b"hi\nthere you\n")
+        assert lines["b"] == ["hi", "there you"]
+        await step(send_a, b"done\nabcdef")
+        await step(send_b, b"and more\n")
+        await step(send_a, b"\n")
+        await send_a.aclose()
+        await send_b.aclose()
+    assert lines == {
+        "a": ["a long partial line from stream a, done", "abcdef"],
+        "b": ["hi", "there you", "and more"],
+    }
