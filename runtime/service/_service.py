@@ -79,8 +79,10 @@ class Service(abc.ABC, Generic[Req_contra, Resp_co]):
         """Wait until the service can take a call, and reserve room for it.
 
         Use as ``async with svc.ready() as call: response = await call(request)``. The call
-        uses the reservation instead of waiting again. Calls inside the block should be made
-        one at a time.
+        uses the reservation instead of waiting again. ``call`` may be called again inside the
+        block, one call at a time (Retry does): a later call reuses what the block holds (a
+        concurrency permit, a buffer slot) and waits only for what a single call costs (a
+        rate-limit token), so it never waits for a second share of what the block holds.
 
         Returns:
             An async context manager whose value is the reserved call. Entering it is a

@@ -8,7 +8,8 @@ Waiting callers queue in FIFO order behind a ``trio.Lock``: the one at the head 
 the next token is due, takes it, and hands the head to the next. A newcomer never overtakes
 the queue. A caller cancelled while queued or sleeping has taken nothing. A reservation
 (``ready()``) takes a token on entry; if the block ends without making the call, the token
-goes back into the bucket.
+goes back into the bucket. The token pays for the block's first call; a reserved call made
+again (a Retry under the reservation does that) waits for a token of its own.
 """
 
 from __future__ import annotations
@@ -50,15 +51,21 @@ class RateLimitStatistics:
 
 
 class _Once(Generic[Req, Resp]):
-    """A reserved call that records whether it was used (so an unused token is refunded)."""
+    """A reserved call that records whether it was used (so an unused token is refunded).
 
-    __slots__ = ("_call", "used")
+    The reservation's token pays for the first call; each later call takes its own.
+    """
 
-    def __init__(self, call: Call[Req, Resp]) -> None:
+    __slots__ = ("_call", "_limit", "used")
+
+    def __init__(self, limit: RateLimit[Req, Resp], call: Call[Req, Resp]) -> None:
+        self._limit = limit
         self._call = call
         self.used = False
 
     def __call__(self, request: Req) -> Awaitable[Resp]:
+        if self.used:
+            return self._limit._call_with_token(self._call, request)
         self.used = True
         return self._call(request)
 
@@ -92,8 +99,10 @@ class _TokenNowait(Generic[Req, Resp]):
         return self
 
     def __call__(self, request: Req) -> Awaitable[Resp]:
-        self._used = True
         assert self._call is not None
+        if self._used:
+            return self._limit._call_with_token(self._call, request)
+        self._used = True
         return self._call(request)
 
     def __exit__(
@@ -158,6 +167,14 @@ class RateLimit(Service[Req, Resp]):
             await self._wait_for_token()
         return await self.inner(request)
 
+    async def _call_with_token(self, call: Call[Req, Resp], request: Req) -> Resp:
+        """A reserved call made again: it takes a token of its own, as a plain call does."""
+        if not try_consume_budget():
+            await _checkpoint()
+        if self._queue.locked() or not self._try_take():
+            await self._wait_for_token()
+        return await call(request)
+
     def _refill(self) -> None:
         now = _now()
         if now > self._updated:
@@ -197,7 +214,7 @@ class RateLimit(Service[Req, Resp]):
         once: _Once[Req, Resp] | None = None
         try:
             async with self.inner.ready() as call:
-                once = _Once(call)
+                once = _Once(self, call)
                 yield once
         finally:
             if once is None or not once.used:

@@ -249,6 +249,12 @@ class Retry(Middleware[Req, Resp, Req, Resp]):
             is how retry storms start).
         rng: Source of jitter; pass a seeded ``random.Random`` for repeatable tests.
 
+    Under a reservation (``ready()``, ``ready_nowait()``, or LoadShed or Balance above), every
+    attempt goes through the reserved call: retries reuse what the reservation holds (a
+    concurrency permit is held through the backoff too) rather than waiting for a second
+    permit beside it, which could never come under a limit of one. The plain call retries
+    through the inner service, which waits for readiness again for each attempt.
+
     Cancellation:
         A cancelled caller stops at once, in an attempt or in a backoff sleep. The attempt in
         progress is cancelled (and releases what it reserved); a retry is only withdrawn from
@@ -297,10 +303,14 @@ class Retry(Middleware[Req, Resp, Req, Resp]):
             result = outcome.Value(response)
             if not policy.retry(request, result, 1):
                 return response
-        return await self._retry(request, spare, result)
+        return await self._retry(request, spare, result, call)
 
-    async def _retry(self, request: Req, spare: Req, result: outcome.Outcome[Resp]) -> Resp:
-        """Retry after a first attempt whose ``result`` the policy wants retried."""
+    async def _retry(
+        self, request: Req, spare: Req, result: outcome.Outcome[Resp], call: Call[Req, Resp]
+    ) -> Resp:
+        """Retry through ``call`` after a first attempt whose ``result`` the policy wants
+        retried. Under a reservation ``call`` is the reserved call, so a retry reuses what the
+        reservation holds instead of waiting for a second share beside it."""
         policy = self.policy
         budget = self.budget
         attempt = 1
@@ -314,7 +324,7 @@ class Retry(Middleware[Req, Resp, Req, Resp]):
             this_try, spare = spare, policy.clone_request(spare)  # type: ignore[assignment]
             attempt += 1
             try:
-                result = outcome.Value(await self.inner(this_try))
+                result = outcome.Value(await call(this_try))
             except Exception as exc:
                 result = outcome.Error(exc)
             if spare is None or not policy.retry(request, result, attempt):

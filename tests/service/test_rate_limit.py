@@ -138,3 +138,21 @@ async def test_validation() -> None:
     with pytest.raises(ValueError, match="burst"):
         RateLimitLayer(1, 1.0, burst=0)
     assert isinstance(RateLimitLayer(5, 1.0).layer(service_fn(echo)), RateLimit)
+
+
+async def test_each_call_after_the_first_on_a_reservation_takes_its_own_token(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A reserved call may be called again (Retry does, under a reservation): the reservation
+    # paid for one call, so every later one waits for a token like any other call.
+    inner, times = timestamps()
+    svc = RateLimit(inner, 1, 1.0, burst=1)
+    start = trio.current_time()
+    async with svc.ready() as call:
+        await call("a")
+        await call("b")
+    await trio.sleep(1.0)  # the next token
+    with svc.ready_nowait() as call:
+        await call("c")
+        await call("d")
+    assert [t - start for t in times] == pytest.approx([0.0, 1.0, 2.0, 3.0])

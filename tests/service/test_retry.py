@@ -15,9 +15,12 @@ from runtime.service import (
     Backoff,
     Budget,
     BudgetExhausted,
+    ConcurrencyLimit,
+    LoadShed,
     Retry,
     RetryLayer,
     RetryOn,
+    ServiceBuilder,
     service_fn,
 )
 from runtime.testing import mock_service
@@ -317,3 +320,56 @@ async def test_layer_shares_an_explicit_budget_and_makes_one_otherwise() -> None
 async def test_policy_validation() -> None:
     with pytest.raises(ValueError, match="attempts"):
         RetryOn(attempts=0)
+
+
+def fails_once_each() -> tuple[Any, list[Any]]:
+    """A service that fails the first attempt at each request with Flaky, then echoes it."""
+    seen: list[Any] = []
+
+    async def call(request: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        first = request not in seen
+        seen.append(request)
+        if first:
+            raise Flaky(request)
+        return request
+
+    return service_fn(call), seen
+
+
+async def test_retry_under_a_reservation_of_a_limit_of_one_does_not_deadlock(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    inner, seen = fails_once_each()
+    svc = (
+        ServiceBuilder()
+        .load_shed()
+        .retry(RetryOn((Flaky,), attempts=2), backoff=Backoff(initial=0.01))
+        .concurrency_limit(1)
+        .service(inner)
+    )
+    with trio.fail_after(10):  # a deadlock would hang until the clock jumps here
+        assert await svc("x") == "x"
+    assert seen == ["x", "x"]
+
+
+async def test_concurrent_retries_under_reservations_neither_hang_nor_shed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    inner, seen = fails_once_each()
+    limited = ConcurrencyLimit(inner, 4)
+    svc = LoadShed(Retry(limited, RetryOn((Flaky,), attempts=2), backoff=Backoff(initial=0.01)))
+    results: list[Any] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(lambda n=n: _append(results, svc(n)))
+        assert await svc("after") == "after"  # nothing is left holding a permit
+    assert sorted(results) == [0, 1, 2, 3]
+    assert svc.shed == 0
+    assert limited.statistics().available == 4
+    assert len(seen) == 10
+
+
+async def _append(results: list[Any], call: Any) -> None:
+    results.append(await call)
