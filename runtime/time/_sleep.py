@@ -12,6 +12,7 @@ _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
 _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 _SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
+_checkpoint = trio.lowlevel.checkpoint
 
 
 class _Sleeper(_Entry):
@@ -44,9 +45,9 @@ async def sleep_until(deadline: float) -> None:
     """Sleep until ``deadline`` on Trio's clock (``trio.current_time()``), using the timer wheel.
 
     Wakes at the first wheel tick at or after the deadline: never early, at most one tick
-    (1 ms by default) late. A deadline that has already passed wakes at the next tick, so this
-    always waits a little; use ``runtime.yield_now()`` just to let other tasks run. An infinite
-    deadline sleeps until cancelled.
+    (1 ms by default) late. A deadline that is now or already passed does not touch the wheel:
+    the call is a plain checkpoint (``trio.lowlevel.checkpoint()``), as in Trio, and no time
+    passes. An infinite deadline sleeps until cancelled.
 
     Args:
         deadline: An absolute time, as returned by ``trio.current_time()``.
@@ -58,6 +59,9 @@ async def sleep_until(deadline: float) -> None:
     """
     if deadline != deadline:
         raise ValueError("deadline must be a number, got NaN")
+    if deadline <= trio.current_time():
+        await _checkpoint()
+        return
     await _sleep_on(current_wheel(), deadline)
 
 
@@ -65,8 +69,9 @@ async def sleep(seconds: float) -> None:
     """Sleep for ``seconds``, using the timer wheel.
 
     The same as ``sleep_until(trio.current_time() + seconds)``: never early, at most one tick
-    late. Zero or negative ``seconds`` wake at the next tick, as in Tokio (Trio's ``sleep(0)``
-    is a plain checkpoint; here that is ``runtime.yield_now()``).
+    late. Zero or negative ``seconds`` are a plain checkpoint, as Trio's ``sleep(0)``: other
+    tasks get to run and a pending cancel is delivered, but no time passes and the wheel is
+    not touched.
 
     Args:
         seconds: How long to sleep. ``math.inf`` sleeps until cancelled.
@@ -78,4 +83,7 @@ async def sleep(seconds: float) -> None:
     """
     if seconds != seconds:
         raise ValueError("seconds must be a number, got NaN")
+    if seconds <= 0:
+        await _checkpoint()
+        return
     await _sleep_on(current_wheel(), trio.current_time() + seconds)

@@ -30,15 +30,35 @@ async def test_sleep_until_an_absolute_deadline(autojump_clock: trio.testing.Moc
     assert deadline <= trio.current_time() <= deadline + TICK
 
 
-@pytest.mark.parametrize("seconds", [0.0, -0.5, -math.inf])
-async def test_zero_and_negative_sleeps_wake_at_the_next_tick(
+@pytest.mark.parametrize("seconds", [0.0, -0.0, -0.5, -math.inf])
+async def test_zero_and_negative_sleeps_are_plain_checkpoints(
     seconds: float, autojump_clock: trio.testing.MockClock
 ) -> None:
+    """Regression (B14c): sleep(0) used to wait for the next wheel tick."""
     await sleep(0.0005)  # off a tick boundary
     start = trio.current_time()
     with trio.testing.assert_checkpoints():
         await sleep(seconds)
-    assert 0 <= trio.current_time() - start <= TICK
+    assert trio.current_time() == start
+    assert TimerWheel.current().statistics().pending == 0
+
+
+@pytest.mark.parametrize("offset", [0.0, -0.25, -math.inf])
+async def test_sleep_until_now_or_the_past_is_a_plain_checkpoint(
+    offset: float, autojump_clock: trio.testing.MockClock
+) -> None:
+    await sleep(0.0005)
+    start = trio.current_time()
+    with trio.testing.assert_checkpoints():
+        await sleep_until(start + offset)
+    assert trio.current_time() == start
+
+
+async def test_a_zero_sleep_delivers_a_pending_cancel() -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await sleep(0)
+    assert scope.cancelled_caught
 
 
 async def test_sleepers_wake_in_deadline_order(autojump_clock: trio.testing.MockClock) -> None:
