@@ -26,6 +26,7 @@ import trio
 from ..rt._coop import try_consume_budget
 from ._reactor import Reactor, current_reactor
 from ._stream import SocketStream, TcpStream, UnixStream
+from .abc import Address
 
 S = TypeVar("S", bound=SocketStream)
 
@@ -36,14 +37,38 @@ DEFAULT_MAX_BATCH = 64
 """Connections accepted per readiness event by ``accept_batch``: enough to drain a burst in a
 few passes, small enough that one listener can't starve the connections it already has."""
 
-# accept() errors that concern only the connection being accepted: skip it and go on.
-_TRANSIENT_ACCEPT_ERRORS = {
-    errno.ECONNABORTED,
-    errno.EPROTO,
-    errno.EPERM,
-    getattr(errno, "ENOSR", errno.ECONNABORTED),
-    getattr(errno, "ENOBUFS", errno.ECONNABORTED),
-}
+# accept() errors that concern only the connection being accepted, or a network event that
+# passes: skip it and go on. Linux passes pending network errors of the new socket up through
+# accept(2) (see its man page), so these include the routing errnos. Trio's listener skips the
+# same set. Resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) are *not* here: retrying those at
+# once only spins, so they are raised for the server to back off from.
+TRANSIENT_ACCEPT_ERRORS = frozenset(
+    code
+    for code in (
+        getattr(errno, name, None)
+        for name in (
+            "ECONNABORTED",
+            "EPROTO",
+            "EPERM",
+            "ENETDOWN",
+            "ENOPROTOOPT",
+            "EHOSTDOWN",
+            "ENONET",
+            "EHOSTUNREACH",
+            "EOPNOTSUPP",
+            "ENETUNREACH",
+            "ETIMEDOUT",
+            "ECONNRESET",
+            "ENOSR",
+        )
+    )
+    if code is not None
+)
+"""errnos from ``accept`` that concern one connection only; the listener skips them."""
+
+RESOURCE_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""errnos from ``accept`` that mean the process or system ran out of something: a server
+backs off before trying again."""
 
 _checkpoint = trio.lowlevel.checkpoint
 
@@ -51,9 +76,11 @@ _checkpoint = trio.lowlevel.checkpoint
 class SocketListener(trio.abc.Listener[S], Generic[S]):
     """A listening socket driven by the reactor; yields streams of type ``S``.
 
-    Resource errors from ``accept`` (``EMFILE``, ``ENFILE``, ``ENOMEM``) are raised as
-    ``OSError`` for the caller to back off from; errors that only concern the connection being
-    accepted (``ECONNABORTED`` and friends) are skipped.
+    Resource errors from ``accept`` (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``) are
+    raised as ``OSError`` for the caller to back off from; errors that only concern the
+    connection being accepted (``ECONNABORTED``, ``ECONNRESET``, the routing errnos Linux
+    passes up: :data:`TRANSIENT_ACCEPT_ERRORS`) are skipped and counted in
+    ``skipped_errors``.
 
     Attributes:
         socket: the listening stdlib socket.
@@ -62,7 +89,7 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
     def __init__(
         self,
         sock: socket.socket,
-        make_stream: Callable[[socket.socket, Reactor], S],
+        make_stream: Callable[[socket.socket, Reactor, Address], S],
         *,
         reactor: Reactor | None = None,
     ) -> None:
@@ -72,24 +99,26 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
         self._reactor = reactor if reactor is not None else current_reactor()
         self._accepting = False
         self._closed = False
+        self.skipped_errors = 0
+        """Accept errors skipped since the start (see ``TRANSIENT_ACCEPT_ERRORS``)."""
 
     @property
     def address(self) -> object:
         """The bound address (``(host, port)`` for TCP, the path for Unix)."""
         return self.socket.getsockname()
 
-    def _accept_now(self) -> S | None:
-        """One non-blocking accept; None on EAGAIN (readiness is cleared)."""
-        while True:
-            try:
-                conn, _ = self.socket.accept()
-            except BlockingIOError:
-                return None
-            except OSError as exc:
-                if exc.errno in _TRANSIENT_ACCEPT_ERRORS:
-                    continue
-                raise
-            return self._make_stream(conn, self._reactor)
+    def _accept_now(self) -> S | None | bool:
+        """One non-blocking accept: a stream, None on EAGAIN, False after a skipped error."""
+        try:
+            conn, address = self.socket.accept()
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in TRANSIENT_ACCEPT_ERRORS:
+                self.skipped_errors += 1
+                return False
+            raise
+        return self._make_stream(conn, self._reactor, address)
 
     async def accept(self) -> S:
         """Wait for and return the next connection.
@@ -125,7 +154,12 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
                 if self._closed:
                     raise trio.ClosedResourceError("this listener was closed")
                 batch: list[S] = []
-                while len(batch) < max_batch:
+                # Every attempt, a skipped error included, counts against the batch, so a
+                # listener that keeps failing still yields to the scheduler between passes.
+                attempts = 0
+                empty = False
+                while attempts < max_batch:
+                    attempts += 1
                     try:
                         stream = self._accept_now()
                     except OSError:
@@ -133,11 +167,16 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
                             return batch
                         raise
                     if stream is None:
+                        empty = True
                         break
-                    batch.append(stream)
+                    if stream is not False:
+                        batch.append(stream)  # type: ignore[arg-type]
                 if batch:
                     return batch
-                await trio.lowlevel.wait_readable(self.socket)
+                if empty:
+                    await trio.lowlevel.wait_readable(self.socket)
+                else:
+                    await _checkpoint()  # only skipped errors: go round again, fairly
         finally:
             self._accepting = False
 
@@ -150,12 +189,12 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
         await _checkpoint()
 
 
-def _tcp_stream(sock: socket.socket, reactor: Reactor) -> TcpStream:
-    return TcpStream(sock, reactor=reactor)
+def _tcp_stream(sock: socket.socket, reactor: Reactor, peer: Address) -> TcpStream:
+    return TcpStream(sock, reactor=reactor, peer_address=peer)
 
 
-def _unix_stream(sock: socket.socket, reactor: Reactor) -> UnixStream:
-    return UnixStream(sock, reactor=reactor)
+def _unix_stream(sock: socket.socket, reactor: Reactor, peer: Address) -> UnixStream:
+    return UnixStream(sock, reactor=reactor, peer_address=peer)
 
 
 class TcpListener(SocketListener[TcpStream]):

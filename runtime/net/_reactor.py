@@ -342,6 +342,8 @@ class FallbackReactor:
     def __init__(self) -> None:
         self._registered = 0
         self._waits = 0
+        # The cancel scope around each parked wait, so ``interrupt`` can end it early.
+        self._waiting: dict[tuple[Registration, int], trio.CancelScope] = {}
 
     def register(self, sock: socket.socket) -> Registration:
         """Track a socket; nothing is registered with the OS."""
@@ -357,20 +359,36 @@ class FallbackReactor:
         trio.lowlevel.notify_closing(reg.sock)
 
     def interrupt(self, reg: Registration, direction: int) -> None:
-        """Mark ``reg`` ready. A task already parked in Trio's wait is not woken early here:
-        it wakes with the socket's next event."""
+        """Mark ``reg`` ready and wake the task parked on it in ``direction``, if any."""
         reg.readiness |= direction
+        scope = self._waiting.get((reg, direction))
+        if scope is not None:
+            scope.cancel()
 
     async def wait(self, reg: Registration, direction: int) -> None:
         """Wait with Trio's own readiness API. See :meth:`EpollReactor.wait`."""
         if reg.closed:
             raise trio.ClosedResourceError("the socket was closed while waiting on it")
+        key = (reg, direction)
+        if key in self._waiting:
+            raise trio.BusyResourceError(
+                "another task is already waiting on this socket in the same direction"
+            )
         self._waits += 1
-        if direction == READ:
-            await trio.lowlevel.wait_readable(reg.sock)
-        else:
-            await trio.lowlevel.wait_writable(reg.sock)
+        # An interrupt cancels this scope: the wait ends as if the socket became ready and
+        # the stream retries its syscall (a plain cancel from outside still propagates).
+        with trio.CancelScope() as scope:
+            self._waiting[key] = scope
+            try:
+                if direction == READ:
+                    await trio.lowlevel.wait_readable(reg.sock)
+                else:
+                    await trio.lowlevel.wait_writable(reg.sock)
+            finally:
+                del self._waiting[key]
         reg.readiness |= direction
+        if reg.closed:
+            raise trio.ClosedResourceError("the socket was closed while waiting on it")
 
     def close(self) -> None:
         """Nothing to release."""

@@ -7,10 +7,26 @@ One ``Server`` serves one handler on one or more listeners. What it guarantees:
   room left under the cap.
 * **Batched accepts.** Each readiness event drains up to ``accept_batch`` connections from
   the kernel queue, so a burst of connects is taken in a few passes instead of one per pass.
-* **Accept errors don't kill it.** Running out of file descriptors (``EMFILE``/``ENFILE``) or
-  memory is logged and retried with exponential backoff.
+* **The cap holds across listeners.** With several listeners (``open_tcp_listeners(0)``
+  gives one for 0.0.0.0 and one for ::), each accept loop asks only for the room left, a
+  loop that is waiting with a request larger than the room left is cancelled and asks again
+  (a cancelled ``accept_batch`` has accepted nothing), and every loop resumes when room
+  frees. In the rare race where two loops wake in the same scheduler pass, the extra
+  connections wait, accepted but not served, in a FIFO until room frees.
+* **Accept errors don't kill it.** Nothing an accept raises stops the server. Running out of
+  file descriptors, buffers or memory (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``) and
+  any unexpected error is logged and retried with exponential backoff; errors that concern
+  one connection only (``ECONNABORTED``, ``ECONNRESET`` and the other transient errnos) are
+  skipped.
+* **Any transport.** The server depends only on the :mod:`runtime.net.abc` protocols: TCP,
+  Unix, an in-memory test double, a simulated network. With ``tls=ssl_context`` each accepted
+  connection is wrapped in TLS (:class:`~runtime.net.TlsConnection`) with a handshake
+  deadline, under the same cap, idle timeout and drain.
 * **Isolation.** Each connection runs in its own task. An exception in a handler is logged
-  with the peer's address and closes that connection only.
+  with the peer's address and closes that connection only. A peer that resets or vanishes
+  (``BrokenResourceError``, ``ConnectionResetError``, ``BrokenPipeError``, also inside an
+  exception group from a handler's nursery) is a normal end: one DEBUG line, counted as
+  ``broken``.
 * **Idle timeout.** Each connection gets a wheel-driven :class:`~runtime.time.IdleDeadline`
   on the handler's scope; the stream touches it on every successful read and write.
 * **Graceful drain.** When the runtime starts shutting down (or :meth:`Server.drain` is
@@ -21,11 +37,12 @@ One ``Server`` serves one handler on one or more listeners. What it guarantees:
 
 from __future__ import annotations
 
-import errno
 import logging
+import ssl
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
@@ -33,34 +50,37 @@ import trio
 from ..rt import try_current
 from ..sync import CancellationToken
 from ..time import IdleDeadline, sleep
-from ._stream import SocketStream
+from ._listener import RESOURCE_ACCEPT_ERRORS, TRANSIENT_ACCEPT_ERRORS
+from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, tls_accept
+from .abc import Connection, Listener, format_address
 
 logger = logging.getLogger("runtime.net.server")
 
-S = TypeVar("S", bound=SocketStream)
-S_co = TypeVar("S_co", bound=SocketStream, covariant=True)
+C = TypeVar("C", bound=Connection)
 
-_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+BatchListener = Listener
+"""The old name of :class:`~runtime.net.abc.Listener`."""
 
 _current_server: ContextVar[Server[Any] | None] = ContextVar("runtime_server", default=None)
 
+_positive_int = attrs.validators.gt(0)
+_positive = attrs.validators.gt(0.0)
+# Typed Any: mypy infers a field's type from its float default and would refuse Optional.
+_optional_positive: Any = attrs.validators.optional(_positive)
 
-class BatchListener(Protocol[S_co]):
-    """What the server accepts from: a listener with ``accept_batch`` and ``aclose``."""
-
-    async def accept_batch(self, max_batch: int = ...) -> Sequence[S_co]: ...
-
-    async def aclose(self) -> None: ...
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+# What a connection that ended because of the peer or the network raises.
+_BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, ssl.SSLError)
 
 
-def _optional_positive(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+def is_broken_connection(exc: BaseException) -> bool:
+    """True if ``exc`` says the connection broke (peer reset, broken pipe...), not a bug.
+
+    An exception group counts when every exception in it does: a handler whose nursery
+    saw the reset in two tasks at once raised nothing more than a reset.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_broken_connection(inner) for inner in exc.exceptions)
+    return isinstance(exc, _BROKEN)
 
 
 @attrs.frozen
@@ -68,32 +88,36 @@ class ServerConfig:
     """Limits and timeouts of a server.
 
     Attributes:
-        max_connections: Connections served at once. At the cap, accepting pauses (the kernel
-            queues new connects in the listen backlog) until one ends. Default 10,000.
-        idle_timeout: Seconds a connection may go without a successful read or write before
-            its handler is cancelled; None disables it. Default 60. The cut comes between one
-            and two periods after the last activity (see IdleDeadline).
+        max_connections: Connections served at once, across all listeners. At the cap,
+            accepting pauses (the kernel queues new connects in the listen backlog) until one
+            ends. Default 10,000.
+        idle_timeout: Seconds a connection may go without a read or a write that moved bytes
+            before its handler is cancelled; None disables it. Default 60. The cut comes
+            between one and two periods after the last activity (see IdleDeadline).
+        handshake_timeout: Seconds a TLS handshake may take (only with ``tls=``). Default 10.
         accept_batch: Connections taken per readiness event. Default 64.
         accept_backoff: First pause after a resource error from accept (EMFILE...), doubled
             on each repeat up to ``accept_backoff_max``. Default 0.1 s.
         accept_backoff_max: Longest such pause. Default 2 s.
         drain_on_shutdown: Start draining when the runtime starts shutting down. Default True.
         drain_reads: At a drain, end the input of every connection
-            (:meth:`SocketStream.end_input`): each handler gets the bytes already buffered,
+            (:meth:`Connection.end_input`): each handler gets the bytes already buffered,
             then end-of-stream, and finishes as if the client had closed. Right for echo,
             line and length-framed protocols. Set it False when the protocol drains on its own
             by watching ``Server.draining`` (HTTP finishes the request in flight and answers
             ``Connection: close``). Default True.
-        linger: After a drained connection's handler returns, the server half-closes it and
-            reads and discards what the client still sends, for at most this many seconds,
-            before closing. Closing with unread input makes the kernel send a reset, which can
-            destroy replies the client has not read yet. Default 2 s.
+        linger: After a drained connection's handler returns, the server closes it gracefully
+            (:meth:`Connection.aclose_gracefully`: half-close, read and discard what the
+            client still sends) for at most this many seconds. Closing with unread input makes
+            the kernel send a reset, which can destroy replies the client has not read yet.
+            The runtime's shutdown grace bounds it too. Default 2 s.
         name: Used in log lines.
     """
 
-    max_connections: int = attrs.field(default=10_000, validator=_positive)
+    max_connections: int = attrs.field(default=10_000, validator=_positive_int)
     idle_timeout: float | None = attrs.field(default=60.0, validator=_optional_positive)
-    accept_batch: int = attrs.field(default=64, validator=_positive)
+    handshake_timeout: float = attrs.field(default=DEFAULT_HANDSHAKE_TIMEOUT, validator=_positive)
+    accept_batch: int = attrs.field(default=64, validator=_positive_int)
     accept_backoff: float = attrs.field(default=0.1, validator=_positive)
     accept_backoff_max: float = attrs.field(default=2.0, validator=_positive)
     drain_on_shutdown: bool = True
@@ -108,38 +132,45 @@ class ServerStatistics:
 
     Attributes:
         active: connections being served now.
+        pending: connections accepted in a race past the cap, waiting for room (rarely
+            above 0; see the module docstring).
         accepted: connections accepted since start.
         rejected: connections accepted but closed unserved because the server was draining.
         errored: handlers that raised (other than a broken connection).
         broken: connections that ended because the peer reset or vanished.
         idle_closed: connections cut by the idle timeout.
-        accept_errors: resource errors from accept (EMFILE...), each followed by a backoff.
+        tls_failed: TLS handshakes that failed or timed out.
+        accept_errors: errors from accept that made the server back off (EMFILE, ...).
+        accept_skipped: errors from accept that concerned one connection only (skipped).
         draining: whether the server has stopped accepting.
     """
 
     active: int
+    pending: int
     accepted: int
     rejected: int
     errored: int
     broken: int
     idle_closed: int
+    tls_failed: int
     accept_errors: int
+    accept_skipped: int
     draining: bool
 
 
-def _peer(stream: SocketStream) -> str:
-    peer = stream.getpeername()
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[0], peer[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peer) if peer else "<unknown peer>"
-
-
-class Server(Generic[S]):
-    """Serve ``handler(stream)`` for every connection on ``listeners``.
+class Server(Generic[C]):
+    """Serve ``handler(connection)`` for every connection on ``listeners``.
 
     Use :meth:`serve` (a ``serve_*``-style loop that takes ``task_status``), or the
     :func:`serve` function.
+
+    Args:
+        handler: Called once per connection, in its own task.
+        listeners: Where connections come from (any :class:`~runtime.net.abc.Listener`).
+        config: Limits and timeouts (default :class:`ServerConfig()`).
+        tls: A server ``ssl.SSLContext`` (see :func:`~runtime.net.server_ssl_context`): every
+            connection is then a :class:`~runtime.net.TlsConnection`, handed to the handler
+            with the handshake done.
 
     Attributes:
         draining: set when the server stops accepting; handlers can ``await
@@ -148,15 +179,18 @@ class Server(Generic[S]):
 
     def __init__(
         self,
-        handler: Callable[[S], Awaitable[object]],
-        listeners: Sequence[BatchListener[S]],
+        handler: Callable[[C], Awaitable[object]],
+        listeners: Sequence[Listener[C]],
         config: ServerConfig | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not listeners:
             raise ValueError("a server needs at least one listener")
         self.handler = handler
         self.listeners = list(listeners)
         self.config = config or ServerConfig()
+        self.tls = tls
         self.draining = CancellationToken()
         self._active = 0
         self._accepted = 0
@@ -164,22 +198,31 @@ class Server(Generic[S]):
         self._errored = 0
         self._broken = 0
         self._idle_closed = 0
+        self._tls_failed = 0
         self._accept_errors = 0
-        self._room = trio.Event()
+        self._accept_skipped = 0
+        self._room_lot = trio.lowlevel.ParkingLot()
+        # The accept calls in flight: their cancel scope and how many they asked for.
+        self._waiting: dict[trio.CancelScope, int] = {}
+        self._pending: deque[C] = deque()
+        self._nursery: trio.Nursery | None = None
         self._idle = trio.Event()
         self._idle.set()
-        self._streams: set[S] = set()
+        self._connections: set[Connection] = set()
 
     def statistics(self) -> ServerStatistics:
         """A snapshot of the counters."""
         return ServerStatistics(
             active=self._active,
+            pending=len(self._pending),
             accepted=self._accepted,
             rejected=self._rejected,
             errored=self._errored,
             broken=self._broken,
             idle_closed=self._idle_closed,
+            tls_failed=self._tls_failed,
             accept_errors=self._accept_errors,
+            accept_skipped=self._accept_skipped,
             draining=self.draining.is_cancelled(),
         )
 
@@ -188,12 +231,15 @@ class Server(Generic[S]):
         if not self.draining.is_cancelled():
             logger.info("%s: draining, %d connections active", self.config.name, self._active)
             self.draining.cancel()
+            while self._pending:
+                self._rejected += 1
+                self._pending.popleft().close()
             if self.config.drain_reads:
-                for stream in self._streams:
-                    stream.end_input()
+                for connection in self._connections:
+                    connection.end_input()
 
     async def serve(
-        self, *, task_status: trio.TaskStatus[Server[S]] = trio.TASK_STATUS_IGNORED
+        self, *, task_status: trio.TaskStatus[Server[C]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Accept and serve until drained, then wait for every connection to end.
 
@@ -204,8 +250,9 @@ class Server(Generic[S]):
         token = _current_server.set(self)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 for listener in self.listeners:
-                    nursery.start_soon(self._accept_loop, listener, nursery)
+                    nursery.start_soon(self._accept_loop, listener)
                 if self.config.drain_on_shutdown:
                     rt = try_current()
                     if rt is not None:
@@ -217,6 +264,9 @@ class Server(Generic[S]):
             logger.info("%s: drained", self.config.name)
         finally:
             _current_server.reset(token)
+            for pending in self._pending:
+                pending.close()
+            self._pending.clear()
             for listener in self.listeners:
                 with trio.CancelScope(shield=True):
                     await listener.aclose()
@@ -226,100 +276,182 @@ class Server(Generic[S]):
             await shutdown_requested()
             self.drain()
 
-    async def _accept_loop(self, listener: BatchListener[S], nursery: trio.Nursery) -> None:
+    # -- accepting ------------------------------------------------------------------------
+
+    def _room(self) -> int:
+        return self.config.max_connections - self._active - len(self._pending)
+
+    async def _accept_loop(self, listener: Listener[C]) -> None:
         backoff = self.config.accept_backoff
+        skipped_in_a_row = 0
         with self.draining.scope():
             while True:
-                room = self.config.max_connections - self._active
+                room = self._room()
                 if room <= 0:
-                    self._room = trio.Event()
-                    await self._room.wait()
+                    await self._room_lot.park()
                     continue
-                try:
-                    batch = await listener.accept_batch(min(room, self.config.accept_batch))
-                except trio.ClosedResourceError:
-                    return
-                except OSError as exc:
-                    if exc.errno not in _RESOURCE_ERRORS:
-                        raise
-                    self._accept_errors += 1
-                    logger.error(
-                        "%s: accept failed (%s); retrying in %.2gs. Raise the file "
-                        "descriptor limit (ulimit -n) or lower max_connections",
-                        self.config.name,
-                        exc.strerror or exc,
-                        backoff,
-                    )
-                    await sleep(backoff)
-                    backoff = min(backoff * 2, self.config.accept_backoff_max)
+                error: BaseException | None = None
+                with trio.CancelScope() as waiting:
+                    self._waiting[waiting] = want = min(room, self.config.accept_batch)
+                    try:
+                        batch = await listener.accept_batch(want)
+                    except trio.ClosedResourceError:
+                        return
+                    except Exception as exc:  # nothing an accept raises stops the server
+                        error = exc
+                    finally:
+                        del self._waiting[waiting]
+                if waiting.cancelled_caught:
+                    continue  # the room shrank while we waited; nothing was accepted
+                if error is None:
+                    backoff = self.config.accept_backoff
+                    skipped_in_a_row = 0
+                    for connection in batch:
+                        self._start(connection)
+                    self._shrink_waiting_requests()
                     continue
-                backoff = self.config.accept_backoff
-                for stream in batch:
-                    self._start(stream, nursery)
+                code = getattr(error, "errno", None)
+                if code in TRANSIENT_ACCEPT_ERRORS and skipped_in_a_row < 100:
+                    # One connection's problem: skip it. A listener that raises nothing else
+                    # a hundred times running is treated as failing (backoff below).
+                    skipped_in_a_row += 1
+                    self._accept_skipped += 1
+                    logger.debug("%s: accept skipped a connection: %s", self.config.name, error)
+                    await trio.lowlevel.checkpoint()
+                    continue
+                skipped_in_a_row = 0
+                self._accept_errors += 1
+                self._log_accept_error(error, code, backoff)
+                await sleep(backoff)
+                backoff = min(backoff * 2, self.config.accept_backoff_max)
 
-    def _start(self, stream: S, nursery: trio.Nursery) -> None:
+    def _log_accept_error(self, error: BaseException, code: int | None, backoff: float) -> None:
+        if code in RESOURCE_ACCEPT_ERRORS:
+            logger.error(
+                "%s: accept failed (%s); retrying in %.2gs. Raise the file descriptor limit "
+                "(ulimit -n) or lower max_connections",
+                self.config.name,
+                getattr(error, "strerror", None) or error,
+                backoff,
+            )
+        else:
+            logger.error(
+                "%s: accept failed; retrying in %.2gs",
+                self.config.name,
+                backoff,
+                exc_info=error,
+            )
+
+    def _shrink_waiting_requests(self) -> None:
+        """Cancel the accept calls that asked for more than the room left; they ask again."""
+        room = self._room()
+        for scope, asked in self._waiting.items():
+            if asked > room:
+                scope.cancel()
+
+    def _start(self, connection: C) -> None:
         self._accepted += 1
         if self.draining.is_cancelled():
             self._rejected += 1
-            stream.close()
-            return
+            connection.close()
+        elif self._active >= self.config.max_connections:
+            self._pending.append(connection)
+        else:
+            self._launch(connection)
+
+    def _launch(self, connection: C) -> None:
+        assert self._nursery is not None
         self._active += 1
         if self._active == 1:
             self._idle = trio.Event()
-        self._streams.add(stream)
-        nursery.start_soon(self._connection, stream)
+        self._connections.add(connection)
+        self._nursery.start_soon(self._connection, connection)
 
-    async def _connection(self, stream: S) -> None:
-        peer = ""
+    def _ended(self) -> None:
+        self._active -= 1
+        if self._pending:
+            self._launch(self._pending.popleft())
+        else:
+            self._room_lot.unpark_all()
+        if self._active == 0:
+            self._idle.set()
+
+    # -- serving --------------------------------------------------------------------------
+
+    async def _connection(self, connection: C) -> None:
+        served: Connection = connection
+        peer = format_address(connection.peer_address)
         try:
             with trio.CancelScope() as scope:
                 timeout = self.config.idle_timeout
                 idle = IdleDeadline(timeout, scope=scope) if timeout is not None else None
-                stream.idle = idle
+                connection.idle = idle
                 try:
-                    await self.handler(stream)
+                    if self.tls is not None:
+                        served = await self._handshake(connection, peer)
+                    await self.handler(served)  # type: ignore[arg-type]
                 finally:
                     if idle is not None:
                         idle.close()
             if idle is not None and idle.expired and scope.cancelled_caught:
                 self._idle_closed += 1
-                logger.info(
-                    "%s: %s idle for %gs, closed", self.config.name, _peer(stream), timeout
-                )
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._broken += 1
-            logger.debug("%s: %s connection lost: %s", self.config.name, _peer(stream), exc)
+                logger.info("%s: %s idle for %gs, closed", self.config.name, peer, timeout)
+        except _HandshakeFailed:
+            pass
         except Exception as exc:
-            self._errored += 1
-            peer = _peer(stream)
-            logger.error(
-                "%s: handler failed for %s; closing that connection only",
-                self.config.name,
-                peer,
-                exc_info=exc,
-            )
+            if is_broken_connection(exc):
+                self._broken += 1
+                logger.debug("%s: %s connection lost: %r", self.config.name, peer, exc)
+            else:
+                self._errored += 1
+                logger.error(
+                    "%s: handler failed for %s; closing that connection only",
+                    self.config.name,
+                    peer,
+                    exc_info=exc,
+                )
         finally:
-            self._streams.discard(stream)
-            if self.draining.is_cancelled():
-                await stream.aclose_gracefully(self.config.linger)
-            stream.close()
-            self._active -= 1
-            if not self._room.is_set():
-                self._room.set()
-            if self._active == 0:
-                self._idle.set()
+            self._connections.discard(served)
+            self._connections.discard(connection)
+            try:
+                if self.draining.is_cancelled():
+                    await served.aclose_gracefully(self.config.linger)
+            finally:
+                served.close()
+                self._ended()
+
+    async def _handshake(self, connection: C, peer: str) -> Connection:
+        assert self.tls is not None
+        try:
+            tls = await tls_accept(
+                connection, self.tls, handshake_timeout=self.config.handshake_timeout
+            )
+        except (trio.BrokenResourceError, TimeoutError) as exc:
+            self._tls_failed += 1
+            logger.debug("%s: %s TLS handshake failed: %r", self.config.name, peer, exc)
+            raise _HandshakeFailed from exc
+        self._connections.discard(connection)
+        self._connections.add(tls)
+        if self.draining.is_cancelled() and self.config.drain_reads:
+            tls.end_input()
+        return tls
 
     async def wait_idle(self) -> None:
         """Wait until no connection is active."""
         await self._idle.wait()
 
 
+class _HandshakeFailed(Exception):
+    """A TLS handshake failed; counted and logged already."""
+
+
 async def serve(
-    handler: Callable[[S], Awaitable[object]],
-    listeners: Sequence[BatchListener[S]],
+    handler: Callable[[C], Awaitable[object]],
+    listeners: Sequence[Listener[C]],
     *,
     config: ServerConfig | None = None,
-    task_status: trio.TaskStatus[Server[S]] = trio.TASK_STATUS_IGNORED,
+    tls: ssl.SSLContext | None = None,
+    task_status: trio.TaskStatus[Server[C]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``handler`` on ``listeners`` until drained. See :class:`Server`.
 
@@ -327,10 +459,12 @@ async def serve(
 
         listeners = await open_tcp_listeners(8080, host="127.0.0.1")
         await serve(echo, listeners, config=ServerConfig(max_connections=1000))
+        await serve(echo, listeners, tls=server_ssl_context("cert.pem", "key.pem"))
+        await serve(echo, listeners, tls=server_ssl_context("cert.pem", "key.pem"))
 
     Cancellation: cancelling it closes the listeners and cancels every handler.
     """
-    await Server(handler, listeners, config).serve(task_status=task_status)
+    await Server(handler, listeners, config, tls=tls).serve(task_status=task_status)
 
 
 def current_server() -> Server[Any]:

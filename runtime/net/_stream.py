@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import select
 import socket
-from typing import Protocol
 
 import trio
 
 from ..rt._coop import try_consume_budget
+from ..time import move_on_after
 from ._reactor import READ, WRITE, Reactor, Registration, current_reactor
+from .abc import Address, HalfCloseableConnection, Touchable
 
 DEFAULT_RECEIVE_SIZE = 65536
 """Bytes asked of the kernel when ``receive_some`` is given no size: one 64 KiB read."""
 
 _checkpoint = trio.lowlevel.checkpoint
-
-
-class Touchable(Protocol):
-    """Anything with a ``touch()``: the idle deadline a server attaches to a stream."""
-
-    def touch(self) -> None: ...
 
 
 def _writable_now(sock: socket.socket) -> bool:
@@ -47,7 +42,14 @@ def _broken(exc: OSError) -> trio.BrokenResourceError:
     return trio.BrokenResourceError(f"socket error: {exc.strerror or exc} (errno {exc.errno})")
 
 
-class SocketStream(trio.abc.HalfCloseableStream):
+def _address(get: object) -> Address:
+    try:
+        return get()  # type: ignore[operator]
+    except OSError:  # not connected (any more)
+        return None
+
+
+class SocketStream(HalfCloseableConnection):
     """A connected stream socket driven by the runtime's reactor.
 
     Use :class:`TcpStream` or :class:`UnixStream`. The socket is put in non-blocking mode and
@@ -56,8 +58,12 @@ class SocketStream(trio.abc.HalfCloseableStream):
     Attributes:
         socket: the underlying stdlib socket (non-blocking). Use it for socket options, not
             for I/O.
-        idle: an object whose ``touch()`` is called after every successful read or write;
-            a server sets it to the connection's idle deadline.
+        peer_address: the peer's address, captured when the stream was made (from
+            ``accept()``'s result when a listener made it), so it is still known after the
+            peer reset the connection.
+        local_address: this end's address, captured at the same time.
+        idle: an object whose ``touch()`` is called after every read and every partial
+            write that moved bytes; a server sets it to the connection's idle deadline.
     """
 
     __slots__ = (
@@ -68,10 +74,18 @@ class SocketStream(trio.abc.HalfCloseableStream):
         "_reg",
         "_sending",
         "idle",
+        "local_address",
+        "peer_address",
         "socket",
     )
 
-    def __init__(self, sock: socket.socket, *, reactor: Reactor | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        reactor: Reactor | None = None,
+        peer_address: Address = None,
+    ) -> None:
         sock.setblocking(False)
         self.socket = sock
         self._reactor = reactor if reactor is not None else current_reactor()
@@ -81,6 +95,10 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._eof = False
         self._input_ended = False
         self.idle: Touchable | None = None
+        self.peer_address: Address = (
+            peer_address if peer_address is not None else _address(sock.getpeername)
+        )
+        self.local_address: Address = _address(sock.getsockname)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -168,14 +186,18 @@ class SocketStream(trio.abc.HalfCloseableStream):
                         except OSError as exc:
                             raise _broken(exc) from exc
                         else:
+                            # Every write that moved bytes is activity: a long transfer to
+                            # a peer that reads steadily is never idle.
+                            if self.idle is not None:
+                                self.idle.touch()
                             if sent >= total:
                                 break
                             continue
                     elif sent >= total:
+                        if self.idle is not None:
+                            self.idle.touch()
                         break  # empty data
                     await self._reactor.wait(reg, WRITE)
-            if self.idle is not None:
-                self.idle.touch()
         finally:
             self._sending = False
 
@@ -240,8 +262,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
 
         Cancellation: the wait is shielded; the socket is always closed at the end.
         """
-        with trio.move_on_after(linger) as scope:
-            scope.shield = True
+        with move_on_after(linger, shield=True):
             try:
                 if not self._eof and not self._reg.closed:
                     await self.send_eof()
@@ -271,12 +292,9 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self.close()
         await _checkpoint()
 
-    def getpeername(self) -> object:
-        """The peer address, or None if the peer already went away."""
-        try:
-            return self.socket.getpeername()
-        except OSError:
-            return None
+    def getpeername(self) -> Address:
+        """The peer address captured when the stream was made (see ``peer_address``)."""
+        return self.peer_address
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         """Set a socket option on the underlying socket."""
@@ -296,9 +314,14 @@ class TcpStream(SocketStream):
     __slots__ = ()
 
     def __init__(
-        self, sock: socket.socket, *, reactor: Reactor | None = None, nodelay: bool = True
+        self,
+        sock: socket.socket,
+        *,
+        reactor: Reactor | None = None,
+        nodelay: bool = True,
+        peer_address: Address = None,
     ) -> None:
-        super().__init__(sock, reactor=reactor)
+        super().__init__(sock, reactor=reactor, peer_address=peer_address)
         if nodelay:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -307,21 +330,23 @@ class TcpStream(SocketStream):
 
     @classmethod
     async def connect(
-        cls, host: str | bytes, port: int, *, happy_eyeballs_delay: float | None = 0.25
+        cls, host: str, port: int, *, happy_eyeballs_delay: float | None = 0.25
     ) -> TcpStream:
         """Connect to ``host:port``, trying every address Happy-Eyeballs style (via Trio).
+
+        A shortcut for ``TcpConnector().connect(host, port)``.
 
         Cancellation: a cancelled connect leaves no socket open.
 
         Raises:
             OSError: no address could be connected to.
         """
-        trio_stream = await trio.open_tcp_stream(
-            host, port, happy_eyeballs_delay=happy_eyeballs_delay
+        from ._connect import TcpConnector
+
+        connector = TcpConnector(
+            connect_timeout=None, happy_eyeballs_delay=happy_eyeballs_delay or 0.25
         )
-        trio_sock = trio_stream.socket
-        sock = socket.socket(trio_sock.family, trio_sock.type, trio_sock.proto, trio_sock.detach())
-        return cls(sock)
+        return await connector.connect(host, port)
 
 
 class UnixStream(SocketStream):
@@ -331,15 +356,14 @@ class UnixStream(SocketStream):
 
     @classmethod
     async def connect(cls, path: str) -> UnixStream:
-        """Connect to the Unix socket at ``path``.
+        """Connect to the Unix socket at ``path`` (``UnixConnector(path).connect()``).
 
         Raises:
             OSError: nothing listens there.
         """
-        trio_stream = await trio.open_unix_socket(path)
-        trio_sock = trio_stream.socket
-        sock = socket.socket(trio_sock.family, trio_sock.type, trio_sock.proto, trio_sock.detach())
-        return cls(sock)
+        from ._connect import UnixConnector
+
+        return await UnixConnector(path).connect()
 
     @classmethod
     def pair(cls) -> tuple[UnixStream, UnixStream]:

@@ -1,21 +1,35 @@
-"""TLS: ``trio.SSLStream`` over the runtime's streams, with sane context helpers.
+"""TLS: a :class:`~runtime.net.abc.Connection` over ``trio.SSLStream``, and context helpers.
 
-Trio's ``SSLStream`` works over any ``trio.abc.Stream``; ours qualify, so there is no TLS
-stream class here, only helpers that build contexts with safe defaults and do the handshake
-under a deadline (a handshake is a read from an untrusted peer like any other).
+Trio's ``SSLStream`` does the protocol work over any ``trio.abc.Stream``. What this module adds
+is what a server needs around it:
+
+* :class:`TlsConnection` carries the transport's addresses, forwards the activity hook to the
+  transport (so every partial socket read and write counts as activity), ends its input at a
+  drain (the handler sees end-of-stream, not a "ragged EOF" error) and closes gracefully by
+  sending ``close_notify`` before the transport's own lingering close.
+* :func:`tls_accept` and :func:`tls_connect` finish the handshake under a deadline (a
+  handshake is a read from an untrusted peer like any other) and close the transport on any
+  failure, cancellation included.
+* The context helpers refuse anything older than TLS 1.2.
+
+``SSLStream`` cannot half-close (TLS has no such thing), so a TlsConnection is a
+``Connection`` but not a ``HalfCloseableConnection``.
 """
 
 from __future__ import annotations
 
 import ssl
+from typing import Generic, TypeVar
 
 import trio
 
-from ..time import timeout
-from ._stream import TcpStream
+from ..time import move_on_after, timeout
+from .abc import Connection, Touchable
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 """Seconds a TLS handshake may take before the connection is dropped."""
+
+C = TypeVar("C", bound=Connection)
 
 
 def server_ssl_context(
@@ -46,6 +60,109 @@ def client_ssl_context(
     return ctx
 
 
+class TlsConnection(Connection, Generic[C]):
+    """A TLS session over another Connection (usually a :class:`~runtime.net.TcpStream`).
+
+    Make one with :func:`tls_accept` or :func:`tls_connect` (or a
+    :class:`~runtime.net.TlsConnector`); both return it with the handshake done.
+
+    Attributes:
+        ssl_stream: the ``trio.SSLStream`` doing the work (for ``selected_alpn_protocol()``,
+            ``getpeercert()`` and the rest of its API).
+        transport: the Connection underneath.
+        peer_address: the transport's peer address.
+        local_address: the transport's local address.
+    """
+
+    __slots__ = ("_input_ended", "local_address", "peer_address", "ssl_stream", "transport")
+
+    def __init__(self, ssl_stream: trio.SSLStream[C]) -> None:
+        self.ssl_stream = ssl_stream
+        self.transport: C = ssl_stream.transport_stream
+        self.peer_address = self.transport.peer_address
+        self.local_address = self.transport.local_address
+        self._input_ended = False
+
+    @property
+    def idle(self) -> Touchable | None:
+        """The activity hook; it lives on the transport, so every partial read and write
+        of the encrypted bytes touches it."""
+        return self.transport.idle
+
+    @idle.setter
+    def idle(self, value: Touchable | None) -> None:
+        self.transport.idle = value
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Receive decrypted bytes; ``b""`` at end of stream (after ``end_input`` too).
+
+        Raises:
+            trio.BrokenResourceError: the peer reset, or broke the TLS protocol.
+            trio.ClosedResourceError: this connection was closed.
+            trio.BusyResourceError: another task is receiving.
+        """
+        try:
+            return bytes(await self.ssl_stream.receive_some(max_bytes))
+        except trio.BrokenResourceError:
+            if self._input_ended:
+                return b""  # the transport ended its input: this is our drain, not an error
+            raise
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt and send all of ``data``.
+
+        Cancellation: as ``trio.SSLStream.send_all``: a cancelled call leaves the TLS
+        session unusable; close it.
+        """
+        await self.ssl_stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """See ``trio.abc.SendStream.wait_send_all_might_not_block``."""
+        await self.ssl_stream.wait_send_all_might_not_block()
+
+    def end_input(self) -> None:
+        """The handler gets the bytes already received, then ``b""`` (see Connection)."""
+        self._input_ended = True
+        self.transport.end_input()
+
+    async def aclose_gracefully(self, linger: float = 2.0) -> None:
+        """Send ``close_notify``, then let the transport close gracefully; all within
+        ``linger`` seconds.
+
+        Cancellation: shielded but bounded by ``linger``; always closed at the end.
+        """
+        deadline = trio.current_time() + linger
+        with move_on_after(linger, shield=True):
+            try:
+                # unwrap() sends close_notify and waits for the peer's, which many clients
+                # never send: the linger bounds it, and the transport's close comes next.
+                await self.ssl_stream.unwrap()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
+            except ssl.SSLError:
+                pass
+        remaining = deadline - trio.current_time()
+        if remaining > 0:
+            await self.transport.aclose_gracefully(remaining)
+        self.transport.close()
+
+    def close(self) -> None:
+        """Close the transport at once (no ``close_notify``)."""
+        self.transport.close()
+
+    async def aclose(self) -> None:
+        """Send ``close_notify`` if possible, then close the transport (``SSLStream.aclose``)."""
+        try:
+            await self.ssl_stream.aclose()
+        finally:
+            self.transport.close()
+
+    def selected_alpn_protocol(self) -> str | None:
+        """The ALPN protocol both sides agreed on, or None."""
+        protocol: str | None = self.ssl_stream.selected_alpn_protocol()
+        return protocol
+
+
 async def tls_connect(
     host: str,
     port: int,
@@ -53,7 +170,7 @@ async def tls_connect(
     *,
     server_hostname: str | None = None,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> trio.SSLStream[TcpStream]:
+) -> TlsConnection[Connection]:
     """Connect over TCP and complete a TLS handshake within ``handshake_timeout``.
 
     Raises:
@@ -62,35 +179,74 @@ async def tls_connect(
         runtime.time.Elapsed: the handshake took longer than ``handshake_timeout`` (a
             ``TimeoutError``).
     """
-    stream = await TcpStream.connect(host, port)
-    tls = trio.SSLStream(stream, ssl_context, server_hostname=server_hostname or host)
-    return await _handshake(tls, handshake_timeout)
+    from ._connect import TcpConnector
+
+    stream = await TcpConnector().connect(host, port)
+    return await tls_handshake(
+        stream,
+        ssl_context,
+        server_hostname=server_hostname or host,
+        handshake_timeout=handshake_timeout,
+    )
 
 
 async def tls_accept(
-    stream: TcpStream,
+    stream: C,
     ssl_context: ssl.SSLContext,
     *,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> trio.SSLStream[TcpStream]:
-    """Wrap an accepted stream in TLS and finish the handshake within ``handshake_timeout``.
+) -> TlsConnection[C]:
+    """Wrap an accepted connection in TLS and finish the handshake within the deadline.
+
+    Raises:
+        trio.BrokenResourceError: the handshake failed; the transport is closed.
+        runtime.time.Elapsed: the peer was too slow (a ``TimeoutError``); the transport is
+            closed.
+
+    Cancellation: a cancelled handshake closes the transport.
+    """
+    return await tls_handshake(
+        stream, ssl_context, server_side=True, handshake_timeout=handshake_timeout
+    )
+
+
+async def tls_handshake(
+    stream: C,
+    ssl_context: ssl.SSLContext,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> TlsConnection[C]:
+    """Run a TLS handshake on ``stream`` within ``handshake_timeout``; close it on failure.
+
+    The one handshake path of the server side (:func:`tls_accept`) and the client side
+    (:func:`tls_connect`, :class:`~runtime.net.TlsConnector`).
 
     Raises:
         trio.BrokenResourceError: the handshake failed.
-        runtime.time.Elapsed: the peer was too slow (a ``TimeoutError``).
+        runtime.time.Elapsed: the handshake took too long.
+
+    Cancellation: a cancelled handshake closes the transport.
     """
-    tls = trio.SSLStream(stream, ssl_context, server_side=True)
-    return await _handshake(tls, handshake_timeout)
-
-
-async def _handshake(
-    tls: trio.SSLStream[TcpStream], handshake_timeout: float
-) -> trio.SSLStream[TcpStream]:
-    """Finish the handshake within the deadline, or close the connection underneath."""
+    tls = trio.SSLStream(
+        stream, ssl_context, server_side=server_side, server_hostname=server_hostname
+    )
     try:
         with timeout(handshake_timeout):
             await tls.do_handshake()
     except BaseException:
-        await trio.aclose_forcefully(tls.transport_stream)
+        stream.close()
         raise
-    return tls
+    return TlsConnection(tls)
+
+
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "TlsConnection",
+    "client_ssl_context",
+    "server_ssl_context",
+    "tls_accept",
+    "tls_connect",
+    "tls_handshake",
+]

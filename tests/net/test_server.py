@@ -227,7 +227,7 @@ async def test_runtime_shutdown_drains_the_server(autojump_clock: trio.abc.Clock
 
 
 async def test_server_config_validation() -> None:
-    with pytest.raises(ValueError, match="max_connections must be > 0"):
+    with pytest.raises(ValueError, match="'max_connections' must be > 0"):
         ServerConfig(max_connections=0)
     with pytest.raises(ValueError, match="idle_timeout"):
         ServerConfig(idle_timeout=-1)
