@@ -29,7 +29,7 @@ import trio
 
 from . import _coop
 from ._config import RuntimeConfig
-from ._task import JoinHandle, TaskInfo, _Registry, _start, _Task
+from ._task import JoinHandle, TaskInfo, _Registry, _start, _Task, unwrap_group
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -281,14 +281,6 @@ async def spawn_blocking(fn: Callable[..., T], *args: Any) -> T:
     return await trio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=True)
 
 
-def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The single leaf of a group nested only by nurseries, or the group itself."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 @asynccontextmanager
 async def open_runtime(config: RuntimeConfig | None = None) -> AsyncIterator[Runtime]:
     """Start a runtime inside a Trio run that already exists.
@@ -325,7 +317,7 @@ async def open_runtime(config: RuntimeConfig | None = None) -> AsyncIterator[Run
                 rt._log_shutdown_done()
                 system.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        error = _unwrap(group)
+        error = unwrap_group(group)
         if error is group:
             raise
     finally:

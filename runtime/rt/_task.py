@@ -227,11 +227,48 @@ async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[
         task.error = error
         task.state = TaskState.FAILED
     else:
-        # Cancelled from outside (owner shutting down) or KeyboardInterrupt: record, re-raise.
-        task.state = TaskState.CANCELLED
+        # Cancelled from outside (the owner is ending): record it and let Trio see it. Any
+        # other BaseException (SystemExit, KeyboardInterrupt, ...) is the task's own outcome,
+        # given to awaiters as itself, and also stops the owner, as it would in a nursery.
+        if _is_cancellation(error):
+            task.state = TaskState.CANCELLED
+        else:
+            task.error = error
+            task.state = TaskState.FAILED
+            task.observed = True  # it propagates: nothing to report
         _finish(task)
         raise error
     _finish(task)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
+    return [error]
+
+
+def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a group from the runtime's own nurseries stands for, or the group.
+
+    A task's SystemExit reaches its nursery twice (from the task and from whoever awaited
+    it), with cancellations around it; that is one exception, raised as itself, as Trio
+    raises a KeyboardInterrupt. A group of distinct real errors stays a group.
+    """
+    leaves = _leaves(group)
+    distinct = {id(leaf): leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)}
+    if len(distinct) == 1:
+        return next(iter(distinct.values()))
+    if not distinct and len(leaves) == 1:
+        return leaves[0]
+    return group
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    """True for ``trio.Cancelled``, or a group of nothing else."""
+    if isinstance(error, BaseExceptionGroup):
+        rest = error.split(trio.Cancelled)[1]
+        return rest is None
+    return isinstance(error, trio.Cancelled)
 
 
 def _finish(task: _Task) -> None:
@@ -290,6 +327,11 @@ class JoinHandle(Generic[T]):
     ``await handle`` returns the task's value or re-raises the task's own exception (not
     wrapped in a group). If the task was cancelled it raises :class:`JoinError` with
     ``cancelled=True``. Awaiting is a checkpoint, and may be repeated.
+
+    A ``BaseException`` that is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``,
+    ``GeneratorExit``) is not a task failure but a request to stop: as in a Trio nursery it
+    stops the task's owner (the runtime, or the JoinSet), and ``await handle`` re-raises it
+    as itself, so ``sys.exit(3)`` in a task makes ``runtime.run`` raise ``SystemExit(3)``.
 
     Cancellation: cancelling the *awaiter* does not touch the task; it keeps running and can
     be awaited again. Use :meth:`abort` to cancel the task itself.
@@ -394,7 +436,9 @@ class JoinSet(Generic[T]):
     Use it as ``async with JoinSet() as tasks:``. Leaving the block cancels whatever is still
     running and waits for it. Results come back in completion order from :meth:`join_next`
     or by ``async for``. A task that raised re-raises its own exception from ``join_next``
-    (the other tasks keep running); an aborted task raises :class:`JoinError`.
+    (the other tasks keep running); an aborted task raises :class:`JoinError`. A task's
+    ``SystemExit`` or ``KeyboardInterrupt`` stops the whole set and leaves the block as
+    itself, as does an exception raised in the block (never wrapped in a group).
 
     Failures still in the set when the block ends (never joined) are logged, never lost.
     """
@@ -423,11 +467,17 @@ class JoinSet(Generic[T]):
         tb: TracebackType | None,
     ) -> bool | None:
         self.abort_all()
+        error: BaseException | None = None
         try:
             return await self._nursery_cm.__aexit__(exc_type, exc, tb)  # type: ignore[no-any-return]
+        except BaseExceptionGroup as group:
+            error = unwrap_group(group)
+            if error is group:
+                raise
         finally:
             self._nursery = None
             self._report_leftovers()
+        raise error  # one exception, as itself (outside the handler: no chained group)
 
     def _report_leftovers(self) -> None:
         while self._finished:

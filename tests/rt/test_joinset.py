@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 import trio
@@ -131,3 +132,19 @@ async def test_join_next_cancelled_loses_nothing(
             await tasks.join_next()
         assert len(tasks) == 1
         assert await tasks.join_next() == "late"
+
+
+def test_system_exit_from_join_next_propagates_as_itself() -> None:
+    async def exits() -> str:
+        await trio.sleep(0)
+        sys.exit(4)
+
+    async def main() -> None:
+        async with JoinSet[str]() as tasks:
+            tasks.spawn(exits)
+            await tasks.join_next()
+
+    with pytest.raises(SystemExit) as info:
+        runtime.run(main, config=runtime.RuntimeConfig(handle_signals=False))
+    assert type(info.value) is SystemExit
+    assert info.value.code == 4

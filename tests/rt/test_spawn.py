@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import logging
 
 import pytest
@@ -211,3 +212,45 @@ async def test_parent_ids_follow_spawns(rt: runtime.Runtime) -> None:
 async def test_yield_now_is_a_checkpoint(rt: runtime.Runtime) -> None:
     with trio.testing.assert_checkpoints():
         await runtime.yield_now()
+
+
+async def exits(code: int) -> None:
+    await trio.sleep(0)
+    sys.exit(code)
+
+
+def test_system_exit_in_an_awaited_task_propagates_as_itself() -> None:
+    seen: list[BaseException] = []
+    handles: list[runtime.JoinHandle[None]] = []
+
+    async def main() -> None:
+        handles.append(runtime.spawn(exits, 3))
+        try:
+            await handles[0]
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+
+    with pytest.raises(SystemExit) as info:
+        runtime.run(main, config=RuntimeConfig(handle_signals=False))
+    assert type(info.value) is SystemExit
+    assert info.value.code == 3
+    assert seen == [info.value]  # ``await handle`` re-raised the task's own SystemExit
+    assert handles[0].info().state is TaskState.FAILED
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, GeneratorExit])
+def test_other_base_exceptions_in_a_task_stop_the_runtime_unwrapped(
+    error: type[BaseException],
+) -> None:
+    async def raises() -> None:
+        await trio.sleep(0)
+        raise error
+
+    async def main() -> None:
+        runtime.spawn(raises)  # nobody awaits it: it still stops the runtime, as itself
+        await trio.sleep_forever()
+
+    with pytest.raises(error) as info:
+        runtime.run(main, config=RuntimeConfig(handle_signals=False))
+    assert type(info.value) is error
