@@ -59,7 +59,9 @@ class DelayQueue(Generic[T]):
     Iteration ends when the queue is empty (nothing waiting, nothing expired), as Tokio's
     stream does; :meth:`next_expired` instead waits for a future insert.
 
-    The queue finds the timer wheel at its first insert, so it can be created anywhere.
+    The queue finds the timer wheel at its first insert, so it can be created anywhere. It
+    belongs to one Trio run (one runtime) while items wait in it: using it in another run
+    with items still waiting raises ``RuntimeError``; an empty queue moves to the new run.
     """
 
     def __init__(self) -> None:
@@ -69,9 +71,20 @@ class DelayQueue(Generic[T]):
         self._lot = trio.lowlevel.ParkingLot()
 
     def _get_wheel(self) -> TimerWheel:
-        wheel = self._wheel
-        if wheel is None:
-            wheel = self._wheel = current_wheel()
+        """The wheel of the running run; rebinds to it if nothing waits on an older one.
+
+        Raises:
+            RuntimeError: items still wait on the wheel of another run or runtime.
+        """
+        wheel = current_wheel()
+        if wheel is not self._wheel:
+            if self._waiting:
+                raise RuntimeError(
+                    f"this DelayQueue has {self._waiting} item(s) waiting on the timer wheel "
+                    "of another run (or runtime), which will never fire them here; use one "
+                    "DelayQueue per run, or remove its items before the run ends"
+                )
+            self._wheel = wheel
         return wheel
 
     def __len__(self) -> int:
@@ -90,6 +103,7 @@ class DelayQueue(Generic[T]):
 
         Raises:
             ValueError: if ``delay`` is NaN or infinite.
+            RuntimeError: items are still waiting on the wheel of an earlier run.
         """
         return self.insert_at(item, trio.current_time() + delay)
 
@@ -98,6 +112,7 @@ class DelayQueue(Generic[T]):
 
         Raises:
             ValueError: if ``deadline`` is NaN or infinite.
+            RuntimeError: items are still waiting on the wheel of an earlier run.
         """
         _check(deadline)
         wheel = self._get_wheel()
@@ -167,11 +182,17 @@ class DelayQueue(Generic[T]):
     async def next_expired(self) -> T:
         """Wait for the next item to expire and take it. Waits even while the queue is empty.
 
+        Raises:
+            RuntimeError: nothing has expired and the items still waiting are on the wheel of
+                an earlier run, so they never would.
+
         Cancellation: a checkpoint. A cancelled call takes no item; every expired item stays
         in the queue for the next call.
         """
         if self._ready:
             await trio.lowlevel.checkpoint()
+        elif self._waiting:
+            self._get_wheel()  # refuses to wait for a wheel that no longer runs
         while not self._ready:
             await self._lot.park()
         return self.next_expired_nowait()

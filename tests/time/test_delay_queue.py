@@ -197,3 +197,37 @@ async def test_next_expired_is_a_checkpoint(autojump_clock: trio.testing.MockClo
     with trio.testing.assert_checkpoints():
         assert await queue.next_expired() == 1
     assert "DelayQueue" in repr(queue)
+
+
+def test_a_queue_with_waiting_items_refuses_a_second_run() -> None:
+    """Regression (B14a): the queue kept the wheel of its first run and waited on it forever."""
+    queue: DelayQueue[str] = DelayQueue()
+
+    async def first() -> None:
+        queue.insert("left behind", 10)
+        queue.insert("taken", 0.5)
+        assert await queue.next_expired() == "taken"
+
+    async def second() -> None:
+        with pytest.raises(RuntimeError, match="another run"):
+            queue.insert("new", 1)
+        with pytest.raises(RuntimeError, match="another run"):
+            await queue.next_expired()
+
+    trio.run(first, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(second, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert len(queue) == 1
+
+
+def test_an_emptied_queue_moves_to_the_next_run() -> None:
+    queue: DelayQueue[str] = DelayQueue()
+
+    async def use(item: str) -> tuple[str, float]:
+        start = trio.current_time()
+        queue.insert(item, 2)
+        got = await queue.next_expired()
+        return got, trio.current_time() - start
+
+    for item in ["first run", "second run"]:
+        got, waited = trio.run(use, item, clock=trio.testing.MockClock(autojump_threshold=0))
+        assert (got, waited) == (item, pytest.approx(2))
