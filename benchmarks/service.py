@@ -37,6 +37,7 @@ from typing import Any
 import trio
 
 from runtime.service import (
+    TRANSIENT_ERRORS,
     Budget,
     Elapsed,
     Overloaded,
@@ -61,7 +62,7 @@ def add_one(response: int) -> int:
 
 
 def stack(order: str) -> Service[int, int]:
-    builder = ServiceBuilder().timeout(TIMEOUT).retry(RetryOn(attempts=ATTEMPTS))
+    builder = ServiceBuilder().timeout(TIMEOUT).retry(RetryOn(TRANSIENT_ERRORS, attempts=ATTEMPTS))
     if order == "listed":
         builder = builder.concurrency_limit(LIMIT).rate_limit(RATE, 1.0).load_shed()
     else:
@@ -103,7 +104,7 @@ def handwritten(order: str) -> Callable[[int], Awaitable[int]]:
                         while wait := bucket.take():
                             await trio.sleep(wait)
                         return add_one(await inner(request))
-                except Exception:
+                except TRANSIENT_ERRORS:
                     if attempt >= ATTEMPTS or not budget.try_withdraw():
                         raise
         raise Elapsed("timed out")
@@ -125,7 +126,7 @@ def handwritten(order: str) -> Callable[[int], Awaitable[int]]:
                         return add_one(await inner(request))
                     finally:
                         semaphore.release()
-                except Exception:
+                except TRANSIENT_ERRORS:
                     if attempt >= ATTEMPTS or not budget.try_withdraw():
                         raise
         raise Elapsed("timed out")

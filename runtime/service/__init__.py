@@ -57,6 +57,7 @@ from .map_response import MapResponse as MapResponse
 from .map_response import MapResponseLayer as MapResponseLayer
 from .rate_limit import RateLimit as RateLimit
 from .rate_limit import RateLimitLayer as RateLimitLayer
+from .retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS
 from .retry import Backoff as Backoff
 from .retry import Budget as Budget
 from .retry import BudgetExhausted as BudgetExhausted
@@ -123,6 +124,7 @@ __all__ = [
     "ServiceBuilder",
     "StaticDiscover",
     "Steer",
+    "TRANSIENT_ERRORS",
     "Timeout",
     "TimeoutLayer",
     "WatchDiscover",

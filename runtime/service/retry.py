@@ -20,7 +20,7 @@ during the backoff has withdrawn nothing, so cancellation never spends the budge
 from __future__ import annotations
 
 import random
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -29,6 +29,7 @@ import trio
 
 from ._service import Call, Middleware, Service
 from ._window import WindowCounter
+from .load_shed import Overloaded
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -44,6 +45,7 @@ __all__ = [
     "Retry",
     "RetryLayer",
     "RetryOn",
+    "TRANSIENT_ERRORS",
 ]
 
 _DEPOSITS = 0
@@ -86,21 +88,73 @@ def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int)
         raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
 
 
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    trio.BrokenResourceError,
+    Overloaded,
+)
+"""Errors that usually mean "the world hiccuped", for ``RetryOn(TRANSIENT_ERRORS)``.
+
+``OSError`` (connection refused or reset, unreachable: ``ConnectionError`` is one),
+``TimeoutError`` (:class:`~runtime.service.Elapsed` is one), ``trio.BrokenResourceError`` (the
+peer went away mid-stream) and :class:`~runtime.service.Overloaded` (shed without being sent).
+Bugs such as ``TypeError`` or ``KeyError`` are not here: another attempt fails the same way.
+Whether a request that may have reached the service is safe to send again is still yours to
+decide.
+"""
+
+
+def _exception_types(
+    value: type[Exception] | Iterable[type[Exception]],
+) -> tuple[type[Exception], ...]:
+    return (value,) if isinstance(value, type) else tuple(value)
+
+
+def _check_exception_types(
+    instance: object, attribute: attrs.Attribute[tuple[type[Exception], ...]], value: object
+) -> None:
+    assert isinstance(value, tuple)
+    if not value:
+        raise ValueError(
+            "RetryOn needs at least one exception type to retry, e.g. "
+            "RetryOn((ConnectionError, Elapsed)) or RetryOn(TRANSIENT_ERRORS)"
+        )
+    bad = [t for t in value if not (isinstance(t, type) and issubclass(t, Exception))]
+    if bad:
+        raise TypeError(
+            f"RetryOn retries Exception subclasses only, got {bad!r}; cancellation and "
+            "KeyboardInterrupt are never retried"
+        )
+
+
 @attrs.frozen
 class RetryOn(Generic[Req, Resp]):
-    """A ready-made Policy: retry exceptions of some types, up to ``attempts`` attempts in all.
+    """A ready-made Policy: retry exceptions of the given types, up to ``attempts`` in all.
+
+    ``RetryOn(ConnectionError)``, ``RetryOn((ConnectionError, Elapsed), attempts=2)``, or
+    ``RetryOn(TRANSIENT_ERRORS)``. There is no default: "retry every Exception" would send a
+    request again after a ``TypeError`` or a ``KeyError`` in your own code, which fails the
+    same way each time and multiplies the load for nothing, so the types worth retrying are
+    always named.
 
     Responses are never retried. Requests are reused as they are (``clone_request`` returns the
     request itself), which suits immutable requests; subclass and override ``clone_request``
     for requests an attempt can consume.
 
     Attributes:
-        exceptions: Exception types worth retrying. Default: any ``Exception``.
+        exceptions: Exception types worth retrying: one type or several (stored as a tuple).
         attempts: Total attempts, the first included. Default 3: two retries catch most
             transient faults; more mostly add load to a service that is down.
+
+    Raises:
+        ValueError: no exception type was given, or ``attempts`` is below 1.
+        TypeError: something in ``exceptions`` is not an ``Exception`` subclass.
     """
 
-    exceptions: tuple[type[Exception], ...] = (Exception,)
+    exceptions: tuple[type[Exception], ...] = attrs.field(
+        converter=_exception_types, validator=_check_exception_types
+    )
     attempts: int = attrs.field(default=3, validator=_at_least_one)
 
     def retry(self, request: Req, result: outcome.Outcome[Resp], attempt: int) -> bool:

@@ -78,7 +78,7 @@ async def test_every_builder_method_adds_its_middleware() -> None:
         svc = (
             ServiceBuilder()
             .timeout(5)
-            .retry(RetryOn())
+            .retry(RetryOn(OSError))
             .load_shed()
             .concurrency_limit(4)
             .rate_limit(100, 1.0)

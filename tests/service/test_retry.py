@@ -12,11 +12,14 @@ import pytest
 import trio
 
 from runtime.service import (
+    TRANSIENT_ERRORS,
     Backoff,
     Budget,
     BudgetExhausted,
     ConcurrencyLimit,
+    Elapsed,
     LoadShed,
+    Overloaded,
     Retry,
     RetryLayer,
     RetryOn,
@@ -51,14 +54,14 @@ def failing_then(answers: list[Any]) -> tuple[Any, list[Any]]:
 
 async def test_retries_until_success() -> None:
     inner, seen = failing_then([Flaky(), Flaky(), "ok"])
-    svc = Retry(inner, RetryOn(attempts=3), backoff=None)
+    svc = Retry(inner, RetryOn(Flaky, attempts=3), backoff=None)
     assert await svc("req") == "ok"
     assert seen == ["req", "req", "req"]
 
 
 async def test_gives_up_after_the_policy_says_so() -> None:
     inner, seen = failing_then([Flaky("1"), Flaky("2"), Flaky("3"), "never"])
-    svc = Retry(inner, RetryOn(attempts=3), backoff=None)
+    svc = Retry(inner, RetryOn(Flaky, attempts=3), backoff=None)
     with pytest.raises(Flaky, match="3"):
         await svc("req")
     assert len(seen) == 3
@@ -113,7 +116,7 @@ class NoClone(RetryOn[Any, Any]):
 
 async def test_request_that_cannot_be_cloned_is_tried_once() -> None:
     inner, seen = failing_then([Flaky(), "ok"])
-    svc = Retry(inner, NoClone(attempts=5), backoff=None)
+    svc = Retry(inner, NoClone(Flaky, attempts=5), backoff=None)
     with pytest.raises(Flaky):
         await svc("stream")
     assert len(seen) == 1
@@ -129,7 +132,7 @@ async def test_backoff_sleeps_with_full_jitter(autojump_clock: trio.abc.Clock) -
 
     svc = Retry(
         service_fn(always_fails),
-        RetryOn(attempts=5),
+        RetryOn(Flaky, attempts=5),
         backoff=backoff,
         budget=None,
         rng=random.Random(7),
@@ -168,7 +171,7 @@ async def test_budget_bounds_attempts_against_a_service_that_always_fails() -> N
         return await _always_fails(request)
 
     budget = Budget(ttl=10.0, min_per_second=10.0, retry_percent=0.2)
-    svc = Retry(service_fn(counted), RetryOn(attempts=10), backoff=None, budget=budget)
+    svc = Retry(service_fn(counted), RetryOn(Flaky, attempts=10), backoff=None, budget=budget)
     exhausted = 0
     for n in range(1000):
         try:
@@ -197,7 +200,7 @@ async def test_budget_bound_holds_for_concurrent_callers_with_backoff(
     budget = Budget(ttl=10.0, min_per_second=10.0, retry_percent=0.2)
     svc = Retry(
         service_fn(counted),
-        RetryOn(attempts=4),
+        RetryOn(Flaky, attempts=4),
         backoff=Backoff(initial=0.01, maximum=0.1),
         budget=budget,
         rng=random.Random(3),
@@ -248,7 +251,11 @@ async def test_cancel_during_backoff_spends_no_budget(autojump_clock: trio.abc.C
     budget = Budget(ttl=100.0, min_per_second=1.0, retry_percent=0.0)
     inner, handle = mock_service()
     svc = Retry(
-        inner, RetryOn(attempts=3), backoff=Backoff(initial=10.0), budget=budget, rng=Ceiling()
+        inner,
+        RetryOn(Flaky, attempts=3),
+        backoff=Backoff(initial=10.0),
+        budget=budget,
+        rng=Ceiling(),
     )
 
     async def call_and_get_cancelled() -> None:
@@ -268,7 +275,7 @@ async def test_cancel_during_backoff_spends_no_budget(autojump_clock: trio.abc.C
 
 async def test_cancel_during_an_attempt_stops_retrying(autojump_clock: trio.abc.Clock) -> None:
     inner, handle = mock_service()
-    svc = Retry(inner, RetryOn(attempts=5), backoff=None)
+    svc = Retry(inner, RetryOn(Flaky, attempts=5), backoff=None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(svc, "x")
         (await handle.next_request()).fail(Flaky())
@@ -284,7 +291,7 @@ async def test_first_attempt_uses_the_reservation_later_ones_wait(
 ) -> None:
     inner, handle = mock_service()
     handle.allow(1)
-    svc = Retry(inner, RetryOn(attempts=2), backoff=None)
+    svc = Retry(inner, RetryOn(Flaky, attempts=2), backoff=None)
     results: list[Any] = []
 
     async def caller() -> None:
@@ -305,21 +312,23 @@ async def test_first_attempt_uses_the_reservation_later_ones_wait(
 
 async def test_layer_shares_an_explicit_budget_and_makes_one_otherwise() -> None:
     shared = Budget()
-    layer = RetryLayer(RetryOn(), budget=shared)
+    layer = RetryLayer(RetryOn(Flaky), budget=shared)
     one, two = layer.layer(service_fn(_always_fails)), layer.layer(service_fn(_always_fails))
     assert one.budget is shared
     assert two.budget is shared
-    own = RetryLayer(RetryOn())
+    own = RetryLayer(RetryOn(Flaky))
     assert (
         own.layer(service_fn(_always_fails)).budget
         is not own.layer(service_fn(_always_fails)).budget
     )
-    assert RetryLayer(RetryOn(), no_budget=True).layer(service_fn(_always_fails)).budget is None
+    assert (
+        RetryLayer(RetryOn(Flaky), no_budget=True).layer(service_fn(_always_fails)).budget is None
+    )
 
 
 async def test_policy_validation() -> None:
     with pytest.raises(ValueError, match="attempts"):
-        RetryOn(attempts=0)
+        RetryOn(Flaky, attempts=0)
 
 
 def fails_once_each() -> tuple[Any, list[Any]]:
@@ -373,3 +382,36 @@ async def test_concurrent_retries_under_reservations_neither_hang_nor_shed(
 
 async def _append(results: list[Any], call: Any) -> None:
     results.append(await call)
+
+
+async def test_retry_on_names_what_it_retries() -> None:
+    with pytest.raises(TypeError):
+        RetryOn()  # type: ignore[call-arg]  # no default "retry everything"
+    with pytest.raises(ValueError, match="at least one exception type"):
+        RetryOn(())
+    with pytest.raises(TypeError, match="Exception subclasses"):
+        RetryOn((Flaky, KeyboardInterrupt))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Exception subclasses"):
+        RetryOn("Flaky")  # type: ignore[arg-type]
+    assert RetryOn(Flaky).exceptions == (Flaky,)
+    assert RetryOn((Flaky, Fatal), attempts=2).exceptions == (Flaky, Fatal)
+    assert RetryOn(exceptions=[Flaky]).exceptions == (Flaky,)  # type: ignore[arg-type]
+
+
+async def test_transient_errors_retry_io_and_timeouts_but_not_bugs() -> None:
+    policy: RetryOn[Any, Any] = RetryOn(TRANSIENT_ERRORS)
+    for error in (
+        ConnectionResetError(),
+        OSError(),
+        Elapsed("slow"),
+        TimeoutError(),
+        trio.BrokenResourceError(),
+        Overloaded(),
+    ):
+        assert policy.retry("r", outcome.Error(error), 1), error
+    for error in (TypeError(), ValueError(), KeyError(), Fatal()):
+        assert not policy.retry("r", outcome.Error(error), 1), error
+    inner, seen = failing_then([TypeError("a bug"), "never"])
+    with pytest.raises(TypeError):
+        await Retry(inner, policy, backoff=None)("req")
+    assert seen == ["req"]
