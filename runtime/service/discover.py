@@ -24,6 +24,8 @@ from typing import Generic, Protocol, TypeAlias, TypeVar, Union
 import attrs
 import trio
 
+from runtime.time import sleep
+
 K = TypeVar("K")
 S = TypeVar("S")
 T_co = TypeVar("T_co", covariant=True)
@@ -215,7 +217,7 @@ class DnsDiscover(Generic[S]):
                     service = self.make_service(address)
                     current[address] = service
                     yield Insert(address, service)
-            await trio.sleep(self.interval)
+            await sleep(self.interval)
 
     async def _lookup(self) -> set[Address] | None:
         try:

@@ -27,6 +27,8 @@ import attrs
 import outcome
 import trio
 
+from runtime.time import sleep
+
 from ._service import Call, Middleware, Service
 
 Req = TypeVar("Req")
@@ -170,7 +172,7 @@ class Hedge(Middleware[Req, Resp, Req, Resp]):
         return race.result()
 
     async def _hedge(self, threshold: float, request: Req, race: _Race[Resp]) -> None:
-        await trio.sleep(threshold)
+        await sleep(threshold)
         race.hedged = True
         self.hedged += 1
         try:

@@ -24,6 +24,7 @@ import attrs
 import trio
 
 from runtime.rt._coop import try_consume_budget
+from runtime.time import sleep_until
 
 from ._service import Call, Service
 
@@ -203,7 +204,7 @@ class RateLimit(Service[Req, Resp]):
     async def _wait_for_token(self) -> None:
         async with self._queue:
             while not self._try_take():
-                await trio.sleep_until(self._updated + (1.0 - self._tokens) / self._rate)
+                await sleep_until(self._updated + (1.0 - self._tokens) / self._rate)
 
     @asynccontextmanager
     async def _ready(self) -> AsyncIterator[Call[Req, Resp]]:

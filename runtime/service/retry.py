@@ -27,6 +27,8 @@ import attrs
 import outcome
 import trio
 
+from runtime.time import sleep
+
 from ._service import Call, Middleware, Service
 from ._window import WindowCounter
 from .load_shed import Overloaded
@@ -372,7 +374,7 @@ class Retry(Middleware[Req, Resp, Req, Resp]):
             if budget is not None and not budget.can_withdraw():
                 return self._give_up(result)
             if self.backoff is not None:
-                await trio.sleep(self.backoff.delay(attempt, self.rng))
+                await sleep(self.backoff.delay(attempt, self.rng))
             if budget is not None and not budget.try_withdraw():
                 return self._give_up(result)
             this_try, spare = spare, policy.clone_request(spare)  # type: ignore[assignment]

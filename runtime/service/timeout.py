@@ -19,9 +19,8 @@ from contextlib import (
 from typing import TypeVar
 
 import attrs
-import trio
 
-from runtime.time import Elapsed
+from runtime.time import Elapsed, move_on_after
 
 from ._service import Call, Service
 
@@ -61,13 +60,13 @@ class Timeout(Service[Req, Resp]):
         Raises:
             Elapsed: the deadline passed first.
         """
-        with trio.move_on_after(self.duration):
+        with move_on_after(self.duration):
             return await self.inner(request)
         raise self._elapsed()
 
     @asynccontextmanager
     async def _ready(self) -> AsyncIterator[Call[Req, Resp]]:
-        with trio.move_on_after(self.duration) as scope:
+        with move_on_after(self.duration) as scope:
             async with self.inner.ready() as call:
                 yield call
         if scope.cancelled_caught:
@@ -75,7 +74,7 @@ class Timeout(Service[Req, Resp]):
 
     @contextmanager
     def _ready_nowait(self) -> Iterator[Call[Req, Resp]]:
-        with trio.move_on_after(self.duration) as scope, self.inner.ready_nowait() as call:
+        with move_on_after(self.duration) as scope, self.inner.ready_nowait() as call:
             yield call
         if scope.cancelled_caught:
             raise self._elapsed()
