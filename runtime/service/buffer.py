@@ -45,6 +45,7 @@ import outcome
 import trio
 
 from runtime.rt import spawn
+from runtime.sync import Semaphore
 
 from ._service import Call, Service
 from ._tasks import running
@@ -111,7 +112,7 @@ class Buffer(Service[Req, Resp]):
     inner: Service[Req, Resp]
     bound: int
     workers: int
-    _slots: trio.Semaphore
+    _slots: Semaphore
     _queue: deque[_Message[Req, Resp]]
     _idle: trio.lowlevel.ParkingLot
     _serving: bool
@@ -122,7 +123,7 @@ class Buffer(Service[Req, Resp]):
         self.inner = inner
         self.bound = bound
         self.workers = workers
-        self._slots = trio.Semaphore(bound, max_value=bound)
+        self._slots = Semaphore(bound)
         self._queue = deque()
         self._idle = trio.lowlevel.ParkingLot()
         self._serving = False
@@ -159,7 +160,7 @@ class Buffer(Service[Req, Resp]):
             self._queue.remove(message)
             message.state = _DONE
             if message.owns_slot:
-                self._slots.release()
+                self._slots.add_permits(1)
         elif message.state == _RUNNING:
             assert message.scope is not None
             message.scope.cancel()
@@ -168,7 +169,7 @@ class Buffer(Service[Req, Resp]):
         message.result = result
         message.state = _DONE
         if message.owns_slot:
-            self._slots.release()
+            self._slots.add_permits(1)
         message.done.set()
 
     async def serve_requests(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -233,7 +234,7 @@ class Buffer(Service[Req, Resp]):
     def _ready_nowait(self) -> Iterator[Call[Req, Resp]]:
         if self._closed:
             raise _closed()
-        self._slots.acquire_nowait()
+        self._slots.try_acquire()
         with self._holding_slot() as call:
             yield call
 
@@ -252,7 +253,7 @@ class Buffer(Service[Req, Resp]):
             if current and current[0].state == _RUNNING:
                 current[0].owns_slot = True  # the worker frees it when the call unwinds
             else:
-                self._slots.release()
+                self._slots.add_permits(1)
 
     def ready(self) -> AbstractAsyncContextManager[Call[Req, Resp]]:
         """Wait for a free slot and hold it until the block ends.
@@ -272,12 +273,14 @@ class Buffer(Service[Req, Resp]):
         return self._ready_nowait()
 
     def is_ready(self) -> bool:
-        return not self._closed and self._slots.value > 0
+        return not self._closed and self._slots.available_permits() > 0
 
     def statistics(self) -> BufferStatistics:
         """Queued requests, free slots and whether the buffer is closed."""
         return BufferStatistics(
-            queued=len(self._queue), free_slots=self._slots.value, closed=self._closed
+            queued=len(self._queue),
+            free_slots=self._slots.available_permits(),
+            closed=self._closed,
         )
 
 

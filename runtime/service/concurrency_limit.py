@@ -1,13 +1,15 @@
 """ConcurrencyLimit: at most N calls in flight, per service or shared by many.
 
-The limit is a semaphore. The plain call holds a permit for the whole call; a reservation
-(``ready()``) holds it from entry to exit. The permit is taken before the inner service is
-asked for readiness, as Tower does, so callers queue here (in FIFO order) rather than inside
-the service.
+The limit is a :class:`runtime.sync.Semaphore` (fair, on the cooperative budget). The plain
+call holds a permit for the whole call; a reservation (``ready()``) holds it from entry to
+exit, and every call made on the reservation runs under that one permit. The permit is taken
+before the inner service is asked for readiness, as Tower does, so callers queue here (in FIFO
+order) rather than inside the service.
 
 Two forms: :class:`ConcurrencyLimitLayer` gives every service it wraps its own limit;
 :class:`GlobalConcurrencyLimitLayer` makes one semaphore that all of them share. A semaphore
-you create yourself can also be passed to :class:`ConcurrencyLimit` directly.
+you create yourself (``runtime.sync.Semaphore(n)``) can also be passed to
+:class:`ConcurrencyLimit` directly.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import attrs
-import trio
+
+from runtime.sync import Semaphore, SemaphorePermit
 
 from ._service import Call, Service
 
@@ -30,35 +33,13 @@ __all__ = [
     "ConcurrencyLimitLayer",
     "ConcurrencyLimitStatistics",
     "GlobalConcurrencyLimitLayer",
-    "Limiter",
 ]
 
 
-class Limiter(Protocol):
-    """The semaphore interface ConcurrencyLimit needs; ``trio.Semaphore`` has it."""
-
-    @property
-    def value(self) -> int:
-        """Permits available now."""
-        ...
-
-    async def acquire(self) -> None:
-        """Take a permit, waiting for one."""
-        ...
-
-    def acquire_nowait(self) -> None:
-        """Take a permit or raise ``trio.WouldBlock``."""
-        ...
-
-    def release(self) -> None:
-        """Give a permit back."""
-        ...
-
-
-def _make_semaphore(limit: int) -> trio.Semaphore:
+def _make_semaphore(limit: int) -> Semaphore:
     if limit < 1:
         raise ValueError(f"concurrency limit must be >= 1, got {limit!r}")
-    return trio.Semaphore(limit, max_value=limit)
+    return Semaphore(limit)
 
 
 class _PermitNowait(Generic[Req, Resp]):
@@ -67,23 +48,24 @@ class _PermitNowait(Generic[Req, Resp]):
     A class rather than a generator: LoadShed and Balance take this path on every call.
     """
 
-    __slots__ = ("_inner", "_limit")
+    __slots__ = ("_inner", "_limit", "_permit")
 
     def __init__(self, limit: ConcurrencyLimit[Req, Resp]) -> None:
         self._limit = limit
         self._inner: AbstractContextManager[Call[Req, Resp]] | None = None
+        self._permit: SemaphorePermit | None = None
 
     def __enter__(self) -> Call[Req, Resp]:
         limit = self._limit
-        semaphore = limit.semaphore
-        semaphore.acquire_nowait()
+        permit = limit.semaphore.try_acquire()
         try:
             inner = limit.inner.ready_nowait()
             call = inner.__enter__()
         except BaseException:
-            semaphore.release()
+            permit.release()
             raise
         self._inner = inner
+        self._permit = permit
         return call
 
     def __exit__(
@@ -93,11 +75,14 @@ class _PermitNowait(Generic[Req, Resp]):
         tb: TracebackType | None,
     ) -> bool | None:
         inner, self._inner = self._inner, None
-        assert inner is not None, "ready_nowait() exited without being entered"
+        permit, self._permit = self._permit, None
+        assert inner is not None and permit is not None, (
+            "ready_nowait() exited without being entered"
+        )
         try:
             return inner.__exit__(exc_type, exc, tb)
         finally:
-            self._limit.semaphore.release()
+            permit.release()
 
 
 @attrs.frozen
@@ -106,11 +91,11 @@ class ConcurrencyLimitStatistics:
 
     Attributes:
         available: Permits free now.
-        waiting: Tasks waiting for a permit (None if the limiter can't tell).
+        waiting: Tasks waiting for a permit.
     """
 
     available: int
-    waiting: int | None
+    waiting: int
 
 
 @attrs.define(eq=False, init=False)
@@ -119,8 +104,8 @@ class ConcurrencyLimit(Service[Req, Resp]):
 
     Args:
         inner: The wrapped service.
-        limit: Calls in flight at most, or a semaphore (a ``trio.Semaphore`` or anything with
-            the :class:`Limiter` interface) to share one limit among several services.
+        limit: Calls in flight at most, or a :class:`runtime.sync.Semaphore` to share one
+            limit among several services.
 
     Cancellation:
         A caller cancelled while waiting for a permit holds none; one cancelled during the
@@ -128,30 +113,25 @@ class ConcurrencyLimit(Service[Req, Resp]):
     """
 
     inner: Service[Req, Resp]
-    semaphore: Limiter
+    semaphore: Semaphore
 
-    def __init__(self, inner: Service[Req, Resp], limit: int | Limiter) -> None:
+    def __init__(self, inner: Service[Req, Resp], limit: int | Semaphore) -> None:
         self.inner = inner
         self.semaphore = _make_semaphore(limit) if isinstance(limit, int) else limit
 
     async def __call__(self, request: Req) -> Resp:
         """Wait for a permit, then call the inner service while holding it."""
-        semaphore = self.semaphore
-        await semaphore.acquire()
+        permit = await self.semaphore.acquire()
         try:
             return await self.inner(request)
         finally:
-            semaphore.release()
+            permit.release()
 
     @asynccontextmanager
     async def _ready(self) -> AsyncIterator[Call[Req, Resp]]:
-        semaphore = self.semaphore
-        await semaphore.acquire()
-        try:
+        with await self.semaphore.acquire():
             async with self.inner.ready() as call:
                 yield call
-        finally:
-            semaphore.release()
 
     def ready(self) -> AbstractAsyncContextManager[Call[Req, Resp]]:
         """Wait for a permit and for the inner service; hold both until the block ends."""
@@ -166,13 +146,12 @@ class ConcurrencyLimit(Service[Req, Resp]):
         return _PermitNowait(self)
 
     def is_ready(self) -> bool:
-        return self.semaphore.value > 0 and self.inner.is_ready()
+        return self.semaphore.available_permits() > 0 and self.inner.is_ready()
 
     def statistics(self) -> ConcurrencyLimitStatistics:
         """Free permits and waiting tasks."""
-        stats = getattr(self.semaphore, "statistics", None)
-        waiting = stats().tasks_waiting if stats is not None else None
-        return ConcurrencyLimitStatistics(available=self.semaphore.value, waiting=waiting)
+        stats = self.semaphore.statistics()
+        return ConcurrencyLimitStatistics(available=stats.available, waiting=stats.tasks_waiting)
 
 
 def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -206,7 +185,7 @@ class GlobalConcurrencyLimitLayer:
     """
 
     limit: int = attrs.field(validator=_at_least_one)
-    semaphore: trio.Semaphore = attrs.field(init=False)
+    semaphore: Semaphore = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "semaphore", _make_semaphore(self.limit))

@@ -12,6 +12,7 @@ from runtime.service import (
     GlobalConcurrencyLimitLayer,
     service_fn,
 )
+from runtime.sync import Semaphore
 from runtime.testing import mock_service
 
 from .conftest import echo
@@ -136,7 +137,7 @@ async def test_per_service_layer_and_explicit_semaphore() -> None:
     layer = ConcurrencyLimitLayer(3)
     svc = layer.layer(service_fn(echo))
     assert svc.statistics().available == 3
-    shared = trio.Semaphore(5)
+    shared = Semaphore(5)
     assert ConcurrencyLimit(service_fn(echo), shared).semaphore is shared
     with pytest.raises(ValueError, match="concurrency limit must be >= 1"):
         ConcurrencyLimit(service_fn(echo), 0)
