@@ -9,6 +9,7 @@ from ._coop import yield_now as yield_now
 from ._runtime import NoRuntimeError as NoRuntimeError
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics
+from ._runtime import ShutdownError as ShutdownError
 from ._runtime import current as current
 from ._runtime import main as main
 from ._runtime import open_runtime as open_runtime
@@ -31,6 +32,7 @@ __all__ = [
     "Runtime",
     "RuntimeConfig",
     "RuntimeStatistics",
+    "ShutdownError",
     "TaskInfo",
     "TaskState",
     "consume_budget",

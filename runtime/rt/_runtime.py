@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,6 +42,25 @@ _current_runtime: ContextVar[Runtime | None] = ContextVar("runtime_current", def
 
 class NoRuntimeError(RuntimeError):
     """Raised by :func:`current` (and so by ``spawn``) when no runtime is running here."""
+
+
+class ShutdownError(Exception):
+    """``run(main)`` could not return main's value: the shutdown's final cancel cut main short.
+
+    Raised by :func:`run` when a shutdown (``Runtime.shutdown()``, SIGTERM, the end of
+    ``unhandled="raise"``...) cancelled ``main`` before it returned, either when the grace
+    ran out or at once (``Runtime.cancel()``). A shutdown started or forced by SIGINT raises
+    ``KeyboardInterrupt`` instead, as a Trio or asyncio program would.
+
+    Attributes:
+        reason: What started the shutdown (``"SIGTERM"``, ``"requested"``, ...).
+        grace: The grace period in force, in seconds.
+    """
+
+    def __init__(self, message: str, *, reason: str, grace: float) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.grace = grace
 
 
 @attrs.frozen
@@ -69,6 +89,10 @@ class _ShutdownState:
     reason: str
     started_at: float
     alive_at_start: int
+    grace: float = 0.0
+    deadline: float = math.inf
+    hard_stop: str | None = None  # why the final cancel came early (None: the grace ran out)
+    interrupted: bool = False  # a SIGINT started or forced the shutdown
     finished_since: int = 0
     cancelled_since: int = 0
 
@@ -131,7 +155,7 @@ class Runtime:
             logger.error("%s failed and nobody awaited it; stopping the runtime", what)
             if self._fatal is None:
                 self._fatal = error
-            self.cancel()
+            self.cancel(reason=f"unhandled failure of {what}")
         else:
             logger.error("%s failed and nobody awaited it", what, exc_info=error)
 
@@ -172,33 +196,59 @@ class Runtime:
         """Wait until a shutdown starts. Use it to drain: stop taking work, finish in-flight."""
         await self._shutdown_event.wait()
 
+    @property
+    def shutdown_deadline(self) -> float:
+        """Trio clock time of the shutdown's final cancel; ``math.inf`` before a shutdown.
+
+        It is ``start + grace`` once a shutdown has started, and drops to the time of the
+        final cancel when that comes early (``cancel()``, a second SIGINT). Work that
+        shields itself from the drain should end by then; :meth:`shielded_scope` does it.
+        """
+        state = self._shutdown
+        return math.inf if state is None else state.deadline
+
     def shutdown(self, grace: float | None = None, *, reason: str = "requested") -> None:
         """Start a graceful shutdown. Returns at once; the runtime ends when tasks are done.
 
         Args:
             grace: Seconds tasks get to finish before they are cancelled. Defaults to
                 ``config.shutdown_grace``. A second call can shorten it, never lengthen it.
-            reason: Said in the log line.
+            reason: Said in the log line, and in the :class:`ShutdownError` of a main
+                that is cut short.
         """
         grace = self.config.shutdown_grace if grace is None else grace
         now = trio.current_time()
-        if self._shutdown is None:
-            self._shutdown = _ShutdownState(reason, now, len(self._registry.live))
+        state = self._shutdown
+        if state is None:
+            state = self._shutdown = _ShutdownState(
+                reason, now, len(self._registry.live), grace=grace
+            )
             logger.info(
                 "shutdown started (%s): %d tasks alive, grace %.3gs",
                 reason,
-                self._shutdown.alive_at_start,
+                state.alive_at_start,
                 grace,
             )
             self._shutdown_event.set()
-        if self._task_nursery is not None:
-            scope = self._task_nursery.cancel_scope
-            scope.deadline = min(scope.deadline, now + grace)
+        if now + grace < state.deadline:
+            state.deadline = now + grace
+            state.grace = state.deadline - state.started_at
+            if self._task_nursery is not None:
+                self._task_nursery.cancel_scope.deadline = state.deadline
 
-    def cancel(self) -> None:
-        """Cancel every task now, without a grace period."""
+    def cancel(self, *, reason: str = "Runtime.cancel()") -> None:
+        """Cancel every task now, without a grace period.
+
+        Args:
+            reason: Why, for the log and for a :class:`ShutdownError`.
+        """
         if self._shutdown is None:
             self.shutdown(0.0, reason="cancel")
+        state = self._shutdown
+        assert state is not None
+        if state.hard_stop is None:
+            state.hard_stop = reason
+        state.deadline = min(state.deadline, trio.current_time())
         if self._task_nursery is not None:
             self._task_nursery.cancel_scope.cancel()
 
@@ -206,12 +256,49 @@ class Runtime:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
             async for signum in signals:
-                name = signal.Signals(signum).name
-                if self._shutdown is None:
-                    self.shutdown(reason=name)
-                elif signum == signal.SIGINT:
-                    logger.warning("second SIGINT: cancelling every task now")
-                    self.cancel()
+                self._on_signal(signal.Signals(signum))
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        """First signal: drain for the grace, or stop at once if nothing drains. Second SIGINT:
+        stop now."""
+        first = self._shutdown is None
+        if first:
+            draining = self._shutdown_event.statistics().tasks_waiting
+            self.shutdown(reason=sig.name)
+        state = self._shutdown
+        assert state is not None
+        if sig == signal.SIGINT:
+            state.interrupted = True
+        if first and not draining:
+            logger.warning(
+                "%s: no task waits on shutdown_requested(), so nothing can drain; "
+                "cancelling every task now",
+                sig.name,
+            )
+            self.cancel(reason=f"{sig.name} with nothing draining")
+        elif not first and sig == signal.SIGINT:
+            logger.warning("second SIGINT: cancelling every task now")
+            self.cancel(reason="second SIGINT")
+
+    def _cut_short(self) -> BaseException:
+        """What ``run()`` raises when main was cancelled by the final cancel."""
+        state = self._shutdown
+        if state is None:  # pragma: no cover - only the shutdown cancels the task nursery
+            return ShutdownError("main was cancelled", reason="unknown", grace=0.0)
+        if state.interrupted:
+            return KeyboardInterrupt()
+        when = (
+            f"when its {state.grace:g}s grace ran out"
+            if state.hard_stop is None
+            else f"at once ({state.hard_stop})"
+        )
+        return ShutdownError(
+            f"main did not finish: the shutdown ({state.reason}) cancelled it {when}. To "
+            "exit cleanly, return from main once runtime.current().shutdown_requested() "
+            "fires, within RuntimeConfig.shutdown_grace",
+            reason=state.reason,
+            grace=state.grace,
+        )
 
     def _log_shutdown_done(self) -> None:
         state = self._shutdown
@@ -344,13 +431,24 @@ def run(
         config: Runtime settings; the defaults suit a server.
         clock: A Trio clock, e.g. ``trio.testing.MockClock`` for tests.
 
+    If a shutdown starts while main runs (SIGINT, SIGTERM, ``Runtime.shutdown()``), main
+    has ``shutdown_grace`` seconds to return; a main that returns in time has its value
+    returned as usual. A main that is still running when the final cancel comes is cut
+    short, and ``run`` raises instead of returning a value it doesn't have.
+
     Raises:
         BaseException: whatever ``main`` raised, as itself (not wrapped in a group).
+        KeyboardInterrupt: a SIGINT started (or forced) the shutdown and main was cut short;
+            raised after the drain, so the interpreter exits with the usual code 130.
+        ShutdownError: another shutdown cut main short (SIGTERM, ``Runtime.shutdown()``
+            after its grace, ``Runtime.cancel()``).
     """
 
     async def _root() -> T:
-        async with open_runtime(config):
+        async with open_runtime(config) as rt:
             return await main(*args)
+        # Only reached when the shutdown's final cancel stopped main: no value to return.
+        raise rt._cut_short()
 
     return trio.run(_root, clock=clock)
 

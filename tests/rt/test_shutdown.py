@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 
 import pytest
@@ -124,3 +125,82 @@ async def test_sigterm_then_second_sigint(autojump_clock: trio.abc.Clock) -> Non
             await trio.sleep_forever()
     assert stubborn.done()
     assert trio.current_time() - start < 1
+
+
+def test_run_raises_shutdown_error_when_the_grace_cuts_main_short() -> None:
+    async def main() -> str:
+        runtime.current().shutdown(grace=2, reason="test")
+        await trio.sleep_forever()
+        return "unreachable"
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    with pytest.raises(runtime.rt.ShutdownError, match=r"\(test\).*2s grace") as info:
+        runtime.run(main, config=RuntimeConfig(handle_signals=False), clock=clock)
+    assert isinstance(info.value, Exception)
+    assert info.value.reason == "test"
+
+
+def test_run_raises_shutdown_error_when_runtime_cancel_cuts_main_short() -> None:
+    async def main() -> None:
+        runtime.current().cancel()
+        await trio.sleep_forever()
+
+    with pytest.raises(runtime.rt.ShutdownError, match="at once"):
+        runtime.run(main, config=RuntimeConfig(handle_signals=False))
+
+
+def test_run_returns_the_value_of_a_main_that_drains_within_the_grace() -> None:
+    async def main() -> str:
+        rt = runtime.current()
+        rt.shutdown(grace=5)
+        await rt.shutdown_requested()
+        await trio.sleep(1)  # in-flight work, well within the grace
+        return "drained"
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    assert runtime.run(main, config=RuntimeConfig(handle_signals=False), clock=clock) == "drained"
+
+
+def test_sigint_with_nothing_draining_raises_keyboard_interrupt_at_once() -> None:
+    async def main() -> None:
+        signal.raise_signal(signal.SIGINT)
+        await trio.sleep_forever()  # nobody waits on shutdown_requested()
+
+    clock = trio.testing.MockClock()  # no autojump: waiting out the grace would hang here
+    with pytest.raises(KeyboardInterrupt):
+        runtime.run(main, config=RuntimeConfig(shutdown_grace=100), clock=clock)
+    assert clock.current_time() == 0
+
+
+def test_sigint_then_a_main_that_returns_in_the_grace_returns_its_value() -> None:
+    async def main() -> str:
+        signal.raise_signal(signal.SIGINT)
+        await runtime.current().shutdown_requested()
+        return "clean"
+
+    assert runtime.run(main, config=RuntimeConfig(shutdown_grace=100)) == "clean"
+
+
+def test_sigint_and_a_main_cut_short_by_the_grace_raises_keyboard_interrupt() -> None:
+    async def main() -> None:
+        signal.raise_signal(signal.SIGINT)
+        await runtime.current().shutdown_requested()
+        await trio.sleep_forever()  # drains too slowly
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    with pytest.raises(KeyboardInterrupt):
+        runtime.run(main, config=RuntimeConfig(shutdown_grace=3), clock=clock)
+
+
+async def test_shutdown_deadline_follows_the_grace_and_the_final_cancel(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False)) as rt:
+        assert rt.shutdown_deadline == math.inf
+        start = trio.current_time()
+        rt.shutdown(grace=4)
+        assert rt.shutdown_deadline == pytest.approx(start + 4)
+        rt.shutdown(grace=9)  # can't extend
+        assert rt.shutdown_deadline == pytest.approx(start + 4)
+        rt.cancel()
+        assert rt.shutdown_deadline <= trio.current_time()
