@@ -184,6 +184,9 @@ class Sender(Closeable, Generic[T]):
         """Whether this handle was closed."""
         return self._closed
 
+    def _open_when_dropped(self) -> bool:
+        return not self._closed
+
     def subscriber_count(self) -> int:
         """Subscribers not yet closed."""
         return self._state.subscribers
@@ -310,6 +313,9 @@ class Receiver(Closeable, Generic[T]):
     def is_closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
+
+    def _open_when_dropped(self) -> bool:
+        return not self._closed
 
     def __aiter__(self) -> Receiver[T]:
         return self

@@ -17,7 +17,8 @@ Because a parked operation is finished by the other side *before* it is reschedu
 cancelled one is removed from the queue by its abort callback, a cancelled ``send`` never sent
 and a cancelled ``recv`` never took anything.
 
-Close semantics:
+Close semantics (and dropping is not closing: an endpoint or permit garbage-collected while
+open gets a ``ResourceWarning`` and is closed late, from the run; see ``_endpoint``):
 
 * ``Sender.close()`` closes that handle (and fails its own parked sends with ``Closed``). When
   every sender handle and every permit is gone, the receiver drains the buffer and then gets
@@ -41,7 +42,7 @@ from typing import Any, Generic, TypeVar, final
 import attrs
 import trio
 
-from ._endpoint import Closeable
+from ._endpoint import Closeable, close_dropped
 from ._errors import EndOfChannel, WouldBlock, broken_error, closed_error
 from ._lowlevel import (
     WOKEN,
@@ -215,7 +216,10 @@ class Sender(Closeable, Generic[T]):
     """The sending half of an mpsc channel. Clone it to give each producer its own handle.
 
     Use it as a context manager (``with tx:``) or call :meth:`close` when a producer is done:
-    the receiver ends only when every clone is closed.
+    the receiver ends only when every clone is closed. **Dropping a handle is not closing
+    it**: one garbage-collected while open emits a ``ResourceWarning`` and is closed late, from
+    the Trio run, and only if it is collected on the run's thread (see ``runtime.sync``'s
+    reference: "Close your endpoints").
     """
 
     __slots__ = ("__weakref__", "_closed", "_state")
@@ -392,6 +396,9 @@ class Sender(Closeable, Generic[T]):
         """Whether this handle was closed."""
         return self._closed
 
+    def _open_when_dropped(self) -> bool:
+        return not self._closed
+
     def receiver_closed(self) -> bool:
         """Whether the receiver is closed, so every send would fail."""
         return self._state.rx_closed
@@ -453,7 +460,9 @@ class Permit(Generic[T]):
 
     A permit is used once: :meth:`send` consumes it, :meth:`release` gives it back unused.
     As a context manager it is released on exit if it was not used. An outstanding permit
-    keeps the channel open, like a sender.
+    keeps the channel open, like a sender, and holds its slot: release it. One
+    garbage-collected while held emits a ``ResourceWarning`` and is released late, from the
+    Trio run (as for :class:`Sender`).
     """
 
     __slots__ = ("_state",)
@@ -513,13 +522,19 @@ class Permit(Generic[T]):
     def __repr__(self) -> str:
         return f"<mpsc.Permit {'used' if self._state is None else 'held'}>"
 
+    def __del__(self) -> None:
+        if self._state is not None:
+            close_dropped(self, self.release)
+
 
 @final
 class Receiver(Closeable, Generic[T]):
     """The receiving half of an mpsc channel. One task receives at a time.
 
     Iterate it with ``async for value in rx:``; the loop ends when every sender is closed and
-    the buffer is drained.
+    the buffer is drained. Close it when you stop reading early, so senders fail at once
+    instead of waiting for room; one garbage-collected while senders remain emits a
+    ``ResourceWarning`` and is closed late, from the Trio run (as for :class:`Sender`).
     """
 
     __slots__ = ("__weakref__", "_state")
@@ -646,6 +661,9 @@ class Receiver(Closeable, Generic[T]):
     def is_closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._state.rx_closed
+
+    def _open_when_dropped(self) -> bool:
+        return not self._state.ended()  # senders remain, and would wait or send in vain
 
     def statistics(self) -> ChannelStatistics:
         """A snapshot of the channel, including the peak buffer depth."""

@@ -130,6 +130,9 @@ class Sender(Closeable, Generic[T]):
         """Whether this sender already sent or was closed."""
         return self._state.tx_closed
 
+    def _open_when_dropped(self) -> bool:
+        return not self._state.tx_closed
+
     def receiver_closed(self) -> bool:
         """Whether the receiver is closed, so :meth:`send` would fail."""
         return self._state.rx_closed
@@ -223,6 +226,10 @@ class Receiver(Closeable, Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         return self.recv().__await__()
+
+    def _open_when_dropped(self) -> bool:
+        state = self._state
+        return not (state.rx_closed or state.tx_closed)
 
     def __repr__(self) -> str:
         state = self._state

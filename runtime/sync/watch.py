@@ -196,6 +196,9 @@ class Sender(Closeable, Generic[T]):
         """Whether the sender was closed."""
         return self._closed
 
+    def _open_when_dropped(self) -> bool:
+        return not self._closed
+
     async def closed(self) -> None:
         """Wait until every receiver is closed (returns at once if none is open).
 
@@ -329,6 +332,9 @@ class Receiver(Closeable, Generic[T]):
     def is_closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
+
+    def _open_when_dropped(self) -> bool:
+        return not self._closed
 
     def __aiter__(self) -> Receiver[T]:
         return self

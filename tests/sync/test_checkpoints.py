@@ -31,15 +31,24 @@ from runtime.sync import (
 
 Op = Callable[[], Awaitable[Any]]
 MANY = 1000
+# Receivers the operations send to. A dropped endpoint is closed when it is collected (and a
+# send to a closed receiver fails), so the factories keep theirs here.
+_KEEP: list[object] = []
+
+
+def _keep(endpoint: object) -> None:
+    _KEEP.append(endpoint)
 
 
 def _mpsc_send() -> Op:
-    tx, _rx = mpsc.unbounded_channel[int]()
+    tx, rx = mpsc.unbounded_channel[int]()
+    _keep(rx)
     return lambda: tx.send(1)
 
 
 def _mpsc_reserve() -> Op:
-    tx, _rx = mpsc.unbounded_channel[int]()
+    tx, rx = mpsc.unbounded_channel[int]()
+    _keep(rx)
     return tx.reserve
 
 
@@ -73,7 +82,8 @@ def _oneshot_closed() -> Op:
 
 
 def _broadcast_send() -> Op:
-    tx, _rx = broadcast.channel[int](4)
+    tx, rx = broadcast.channel[int](4)
+    _keep(rx)
     return lambda: tx.send(1)
 
 

@@ -647,3 +647,83 @@ def test_reprs_say_what_they_are() -> None:
     assert "open" in repr(rx)
     assert "held" in repr(tx.try_reserve())
     assert "unbounded" in repr(mpsc.unbounded_channel[int]()[0])
+
+
+# --- dropped endpoints (B14b) ---------------------------------------------------------------
+
+
+async def test_a_dropped_sender_warns_and_ends_the_parked_receiver() -> None:
+    """Regression (B14b): a Sender dropped without close() left the receiver waiting forever."""
+    tx, rx = mpsc.channel[int](4)
+    ended: list[str] = []
+
+    async def consume() -> None:
+        async for _ in rx:
+            pass
+        ended.append("end of channel")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await wait_idle()
+        with pytest.warns(ResourceWarning, match="garbage-collected without being closed"):
+            del tx
+        await wait_idle()  # the close runs from the run loop, then the receiver wakes
+        assert ended == ["end of channel"]
+    assert ended == ["end of channel"]
+
+
+async def test_a_dropped_permit_gives_its_slot_to_a_parked_sender() -> None:
+    tx, rx = mpsc.channel[int](1)
+    permit = await tx.reserve()
+    sent: list[int] = []
+
+    async def send() -> None:
+        await tx.send(7)
+        sent.append(7)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send)
+        await wait_idle()
+        assert not sent
+        with pytest.warns(ResourceWarning, match="Permit"):
+            del permit
+        await wait_idle()
+    assert sent == [7]
+    assert rx.try_recv() == 7
+
+
+async def test_a_dropped_receiver_fails_the_parked_sender() -> None:
+    tx, rx = mpsc.channel[int](0)
+    failed: list[BaseException] = []
+
+    async def send() -> None:
+        try:
+            await tx.send(1)
+        except trio.BrokenResourceError as exc:
+            failed.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send)
+        await wait_idle()
+        with pytest.warns(ResourceWarning, match="Receiver"):
+            del rx
+        await wait_idle()
+    assert len(failed) == 1
+
+
+def test_an_endpoint_dropped_outside_a_run_only_warns() -> None:
+    tx, rx = mpsc.channel[int](1)
+    rx.close()
+    with pytest.warns(ResourceWarning, match="Sender"):
+        del tx
+
+
+async def test_closed_or_finished_endpoints_drop_silently(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    tx, rx = mpsc.channel[int](1)
+    tx.close()
+    with pytest.raises(trio.EndOfChannel):
+        await rx.recv()  # ended: closing the receiver would change nothing
+    del tx, rx
+    assert not [w for w in recwarn if issubclass(w.category, ResourceWarning)]

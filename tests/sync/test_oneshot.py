@@ -142,3 +142,22 @@ def test_reprs() -> None:
     tx.close()  # idempotent after a send
     rx.close()
     rx.close()
+
+
+async def test_a_dropped_sender_warns_and_the_waiting_receiver_ends() -> None:
+    """Regression (B14b): a oneshot Sender dropped unsent left its receiver waiting forever."""
+    tx, rx = oneshot.channel[int]()
+    outcome: list[str] = []
+
+    async def wait() -> None:
+        try:
+            await rx.recv()
+        except EndOfChannel:
+            outcome.append("no value")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.warns(ResourceWarning, match="oneshot.Sender"):
+            del tx
+    assert outcome == ["no value"]
