@@ -47,6 +47,7 @@ from runtime.rt._coop import try_consume_budget
 
 from ._service import Call, Service
 from ._tasks import running
+from ._validate import positive
 from .discover import Change, Discover, Insert
 
 K = TypeVar("K")
@@ -114,11 +115,6 @@ class PendingRequests(Load):
         return float(endpoint.pending)
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 seconds, got {value!r}")
-
-
 @attrs.frozen
 class PeakEwma(Load):
     """Load is a peak-sensitive, time-decayed RTT estimate times ``pending + 1``.
@@ -131,8 +127,8 @@ class PeakEwma(Load):
             endpoint's estimate follows its recent behaviour over about ten seconds.
     """
 
-    default_rtt: float = attrs.field(default=0.03, validator=_positive)
-    decay: float = attrs.field(default=10.0, validator=_positive)
+    default_rtt: float = attrs.field(default=0.03, validator=positive)
+    decay: float = attrs.field(default=10.0, validator=positive)
 
     def initial_rtt(self) -> float:
         return self.default_rtt

@@ -49,6 +49,7 @@ from runtime.sync import Semaphore
 
 from ._service import Call, Service
 from ._tasks import running
+from ._validate import at_least_one
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -325,12 +326,9 @@ class BufferLayer:
             (``runtime.spawn``), so they stop at its shutdown.
     """
 
-    bound: int
-    workers: int = 1
+    bound: int = attrs.field(validator=at_least_one)
+    workers: int = attrs.field(default=1, validator=at_least_one)
     nursery: trio.Nursery | None = None
-
-    def __attrs_post_init__(self) -> None:
-        _check(self.bound, self.workers)
 
     def layer(self, inner: Service[Req, Resp]) -> Buffer[Req, Resp]:
         """Wrap ``inner`` and start the workers.

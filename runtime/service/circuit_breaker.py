@@ -45,6 +45,7 @@ import outcome
 import trio
 
 from ._service import Call, Service
+from ._validate import at_least_one, non_negative, positive
 from ._window import WindowCounter
 
 Req = TypeVar("Req")
@@ -135,11 +136,6 @@ class Accrual(Protocol):
         ...
 
 
-def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
-
-
 @attrs.define
 class ConsecutiveFailures:
     """Open after ``failures`` failures in a row; any success resets the count.
@@ -148,7 +144,7 @@ class ConsecutiveFailures:
         failures: Failures in a row that open the circuit. Default 7, Linkerd's.
     """
 
-    failures: int = attrs.field(default=7, validator=_at_least_one)
+    failures: int = attrs.field(default=7, validator=at_least_one)
     _run: int = attrs.field(default=0, init=False)
 
     def record(self, failed: bool, now: float) -> bool:
@@ -173,14 +169,14 @@ class FailureRate:
             of three at startup do not open it. Default 10.
     """
 
-    rate: float = 0.5
-    window: float = 30.0
-    min_requests: int = attrs.field(default=10, validator=_at_least_one)
+    rate: float = attrs.field(
+        default=0.5, validator=attrs.validators.and_(positive, attrs.validators.le(1))
+    )
+    window: float = attrs.field(default=30.0, validator=positive)
+    min_requests: int = attrs.field(default=10, validator=at_least_one)
     _counts: WindowCounter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        if not 0.0 < self.rate <= 1.0:
-            raise ValueError(f"failure rate must be in (0, 1], got {self.rate!r}")
         self._counts = WindowCounter(self.window, kinds=2)
 
     def record(self, failed: bool, now: float) -> bool:
@@ -191,6 +187,14 @@ class FailureRate:
 
     def reset(self) -> None:
         self._counts.clear()
+
+
+def _check_penalties(min_penalty: float, max_penalty: float) -> None:
+    if min_penalty > max_penalty:
+        raise ValueError(
+            f"min_penalty ({min_penalty!r}) must be <= max_penalty ({max_penalty!r}): the "
+            "penalty grows from the first to the second"
+        )
 
 
 def _default_rng() -> random.Random:
@@ -223,9 +227,9 @@ class CircuitBreaker(Service[Req, Resp]):
 
     inner: Service[Req, Resp]
     accrual: Accrual = attrs.field(factory=ConsecutiveFailures)
-    min_penalty: float = 1.0
-    max_penalty: float = 60.0
-    jitter: float = 0.5
+    min_penalty: float = attrs.field(default=1.0, validator=positive)
+    max_penalty: float = attrs.field(default=60.0, validator=positive)
+    jitter: float = attrs.field(default=0.5, validator=non_negative)
     is_failure: Callable[[outcome.Outcome[Resp]], bool] = _is_error
     rng: random.Random = attrs.field(factory=_default_rng)
     _state: CircuitState = attrs.field(default=CircuitState.CLOSED, init=False)
@@ -234,13 +238,7 @@ class CircuitBreaker(Service[Req, Resp]):
     _penalty: float = attrs.field(default=0.0, init=False)
 
     def __attrs_post_init__(self) -> None:
-        if not 0 < self.min_penalty <= self.max_penalty:
-            raise ValueError(
-                f"need 0 < min_penalty <= max_penalty, got {self.min_penalty!r} and "
-                f"{self.max_penalty!r}"
-            )
-        if self.jitter < 0:
-            raise ValueError(f"jitter must be >= 0, got {self.jitter!r}")
+        _check_penalties(self.min_penalty, self.max_penalty)
 
     # -- the state machine --------------------------------------------------------------
 
@@ -395,12 +393,15 @@ class CircuitBreakerLayer:
         rng: Source of jitter, shared by the wrapped services.
     """
 
-    failures: int = attrs.field(default=7, validator=_at_least_one)
+    failures: int = attrs.field(default=7, validator=at_least_one)
     accrual: Callable[[], Accrual] | None = None
-    min_penalty: float = 1.0
-    max_penalty: float = 60.0
-    jitter: float = 0.5
+    min_penalty: float = attrs.field(default=1.0, validator=positive)
+    max_penalty: float = attrs.field(default=60.0, validator=positive)
+    jitter: float = attrs.field(default=0.5, validator=non_negative)
     rng: random.Random = attrs.field(factory=_default_rng)
+
+    def __attrs_post_init__(self) -> None:
+        _check_penalties(self.min_penalty, self.max_penalty)
 
     def layer(self, inner: Service[Req, Resp]) -> CircuitBreaker[Req, Resp]:
         if self.accrual is not None:

@@ -24,6 +24,7 @@ import attrs
 from runtime.sync import Semaphore, SemaphorePermit
 
 from ._service import Call, Service
+from ._validate import at_least_one
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -154,11 +155,6 @@ class ConcurrencyLimit(Service[Req, Resp]):
         return ConcurrencyLimitStatistics(available=stats.available, waiting=stats.tasks_waiting)
 
 
-def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
-
-
 @attrs.frozen
 class ConcurrencyLimitLayer:
     """Wraps each service in its own :class:`ConcurrencyLimit` of ``limit``.
@@ -167,7 +163,7 @@ class ConcurrencyLimitLayer:
         limit: Calls in flight at most, per wrapped service.
     """
 
-    limit: int = attrs.field(validator=_at_least_one)
+    limit: int = attrs.field(validator=at_least_one)
 
     def layer(self, inner: Service[Req, Resp]) -> ConcurrencyLimit[Req, Resp]:
         return ConcurrencyLimit(inner, self.limit)
@@ -184,7 +180,7 @@ class GlobalConcurrencyLimitLayer:
         limit: Calls in flight at most, across every wrapped service.
     """
 
-    limit: int = attrs.field(validator=_at_least_one)
+    limit: int = attrs.field(validator=at_least_one)
     semaphore: Semaphore = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:

@@ -26,6 +26,8 @@ import trio
 
 from runtime.time import sleep
 
+from ._validate import positive
+
 K = TypeVar("K")
 S = TypeVar("S")
 T_co = TypeVar("T_co", covariant=True)
@@ -177,11 +179,6 @@ async def resolve_tcp(host: str, port: int) -> list[Address]:
     return [(str(info[4][0]), int(info[4][1])) for info in infos]
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 seconds, got {value!r}")
-
-
 @attrs.frozen
 class DnsDiscover(Generic[S]):
     """Endpoints from DNS: ``host`` re-resolved every ``interval`` seconds.
@@ -202,7 +199,7 @@ class DnsDiscover(Generic[S]):
     host: str
     port: int
     make_service: Callable[[Address], S]
-    interval: float = attrs.field(default=30.0, validator=_positive)
+    interval: float = attrs.field(default=30.0, validator=positive)
     resolve: Resolver = resolve_tcp
 
     async def __aiter__(self) -> AsyncIterator[Change[Address, S]]:

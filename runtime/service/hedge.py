@@ -30,6 +30,7 @@ import trio
 from runtime.time import sleep
 
 from ._service import Call, Middleware, Service
+from ._validate import at_least_one, fraction
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -105,16 +106,6 @@ class HedgeStatistics:
     hedged: int
 
 
-def _fraction(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{attribute.name} must be between 0 and 1 (exclusive), got {value!r}")
-
-
-def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
-
-
 @attrs.define(eq=False)
 class Hedge(Middleware[Req, Resp, Req, Resp]):
     """Send a second copy of slow requests; the first success wins, the loser is cancelled.
@@ -135,9 +126,9 @@ class Hedge(Middleware[Req, Resp, Req, Resp]):
     """
 
     inner: Service[Req, Resp]
-    percentile: float = attrs.field(default=0.9, validator=_fraction)
-    min_data_points: int = attrs.field(default=20, validator=_at_least_one)
-    max_samples: int = attrs.field(default=1000, validator=_at_least_one)
+    percentile: float = attrs.field(default=0.9, validator=fraction)
+    min_data_points: int = attrs.field(default=20, validator=at_least_one)
+    max_samples: int = attrs.field(default=1000, validator=at_least_one)
     clone: Callable[[Req], Req | None] = _same
     hedged: int = attrs.field(default=0, init=False)
     _latencies: _Latencies = attrs.field(init=False)
@@ -205,9 +196,9 @@ class HedgeLayer(Generic[Req]):
         clone: Gives the copy to send, or None to never hedge that request.
     """
 
-    percentile: float = attrs.field(default=0.9, validator=_fraction)
-    min_data_points: int = attrs.field(default=20, validator=_at_least_one)
-    max_samples: int = attrs.field(default=1000, validator=_at_least_one)
+    percentile: float = attrs.field(default=0.9, validator=fraction)
+    min_data_points: int = attrs.field(default=20, validator=at_least_one)
+    max_samples: int = attrs.field(default=1000, validator=at_least_one)
     clone: Callable[[Req], Req | None] = _same
 
     def layer(self, inner: Service[Req, Resp]) -> Hedge[Req, Resp]:

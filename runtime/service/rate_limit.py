@@ -27,6 +27,7 @@ from runtime.rt._coop import try_consume_budget
 from runtime.time import sleep_until
 
 from ._service import Call, Service
+from ._validate import at_least_one, positive
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -265,12 +266,11 @@ class RateLimitLayer:
         burst: Tokens the bucket holds; default ``num``.
     """
 
-    num: int
-    per: float
-    burst: int | None = None
-
-    def __attrs_post_init__(self) -> None:
-        _check(self.num, self.per, self.burst)
+    num: int = attrs.field(validator=at_least_one)
+    per: float = attrs.field(validator=positive)
+    burst: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(at_least_one)
+    )
 
     def layer(self, inner: Service[Req, Resp]) -> RateLimit[Req, Resp]:
         return RateLimit(inner, self.num, self.per, burst=self.burst)

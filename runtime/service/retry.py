@@ -30,6 +30,7 @@ import trio
 from runtime.time import sleep
 
 from ._service import Call, Middleware, Service
+from ._validate import at_least_one, non_negative, positive
 from ._window import WindowCounter
 from .load_shed import Overloaded
 
@@ -83,11 +84,6 @@ class Policy(Protocol[Req, Resp_contra]):
         Called once before the first attempt and once before each retry.
         """
         ...
-
-
-def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
 
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -157,7 +153,7 @@ class RetryOn(Generic[Req, Resp]):
     exceptions: tuple[type[Exception], ...] = attrs.field(
         converter=_exception_types, validator=_check_exception_types
     )
-    attempts: int = attrs.field(default=3, validator=_at_least_one)
+    attempts: int = attrs.field(default=3, validator=at_least_one)
 
     def retry(self, request: Req, result: outcome.Outcome[Resp], attempt: int) -> bool:
         return (
@@ -168,16 +164,6 @@ class RetryOn(Generic[Req, Resp]):
 
     def clone_request(self, request: Req) -> Req | None:
         return request
-
-
-def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 @attrs.frozen
@@ -195,9 +181,9 @@ class Backoff:
         multiplier: Growth of the ceiling per retry. Default 2.
     """
 
-    initial: float = attrs.field(default=0.05, validator=_non_negative)
-    maximum: float = attrs.field(default=5.0, validator=_non_negative)
-    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    initial: float = attrs.field(default=0.05, validator=non_negative)
+    maximum: float = attrs.field(default=5.0, validator=non_negative)
+    multiplier: float = attrs.field(default=2.0, validator=positive)
 
     def ceiling(self, retry: int) -> float:
         """The largest delay before retry number ``retry`` (1-based)."""
@@ -242,9 +228,9 @@ class Budget:
         retry_percent: Retries allowed as a fraction of requests. Default 0.2.
     """
 
-    ttl: float = attrs.field(default=10.0, validator=_positive)
-    min_per_second: float = attrs.field(default=10.0, validator=_non_negative)
-    retry_percent: float = attrs.field(default=0.2, validator=_non_negative)
+    ttl: float = attrs.field(default=10.0, validator=positive)
+    min_per_second: float = attrs.field(default=10.0, validator=non_negative)
+    retry_percent: float = attrs.field(default=0.2, validator=non_negative)
     _window: WindowCounter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:

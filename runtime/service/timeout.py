@@ -23,16 +23,12 @@ import attrs
 from runtime.time import Elapsed, move_on_after
 
 from ._service import Call, Service
+from ._validate import positive
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 __all__ = ["Elapsed", "Timeout", "TimeoutLayer"]
-
-
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"timeout {attribute.name} must be > 0 seconds, got {value!r}")
 
 
 @attrs.define(eq=False)
@@ -52,7 +48,7 @@ class Timeout(Service[Req, Resp]):
     """
 
     inner: Service[Req, Resp]
-    duration: float = attrs.field(validator=_positive)
+    duration: float = attrs.field(validator=positive)
 
     async def __call__(self, request: Req) -> Resp:
         """Call the inner service under the deadline.
@@ -114,7 +110,7 @@ class TimeoutLayer:
         duration: Seconds allowed for readiness plus the call.
     """
 
-    duration: float = attrs.field(validator=_positive)
+    duration: float = attrs.field(validator=positive)
 
     def layer(self, inner: Service[Req, Resp]) -> Timeout[Req, Resp]:
         return Timeout(inner, self.duration)

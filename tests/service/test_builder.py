@@ -137,11 +137,11 @@ async def _async_identity(value: Any) -> Any:
 
 
 async def test_bad_settings_fail_at_build_time() -> None:
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(ValueError, match="'duration' must be > 0"):
         ServiceBuilder().timeout(0)
     with pytest.raises(ValueError, match="limit"):
         ServiceBuilder().concurrency_limit(0)
-    with pytest.raises(ValueError, match="rate limit"):
+    with pytest.raises(ValueError, match="'num' must be >= 1"):
         ServiceBuilder().rate_limit(0, 1.0)
-    with pytest.raises(ValueError, match="buffer"):
+    with pytest.raises(ValueError, match="'bound' must be >= 1"):
         ServiceBuilder().buffer(0)

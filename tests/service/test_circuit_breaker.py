@@ -270,8 +270,16 @@ async def test_layer_and_validation() -> None:
     assert isinstance(rate.accrual, FailureRate)
     with pytest.raises(ValueError, match="min_penalty"):
         CircuitBreaker(service_fn(Switch()), min_penalty=5.0, max_penalty=1.0)
-    with pytest.raises(ValueError, match="failure rate"):
+    with pytest.raises(ValueError, match="'rate' must be > 0"):
         FailureRate(rate=0.0)
+    with pytest.raises(ValueError, match="'rate' must be <= 1"):
+        FailureRate(rate=1.5)
+    with pytest.raises(ValueError, match="'jitter' must be >= 0"):
+        CircuitBreaker(service_fn(Switch()), jitter=-0.1)
+    with pytest.raises(ValueError, match="'max_penalty' must be > 0"):
+        CircuitBreakerLayer(max_penalty=0.0)  # at construction, not when it first wraps
+    with pytest.raises(ValueError, match="min_penalty"):
+        CircuitBreakerLayer(min_penalty=5.0, max_penalty=1.0)
 
 
 async def test_ready_is_a_checkpoint() -> None:

@@ -13,7 +13,6 @@ from runtime.testing import mock_service
 
 from .conftest import echo
 
-
 TICK = 0.001  # the timer wheel's resolution: a sleep ends at most this late
 
 
@@ -139,9 +138,13 @@ async def test_validation() -> None:
     with pytest.raises(ValueError, match="num"):
         RateLimit(service_fn(echo), 0, 1.0)
     with pytest.raises(ValueError, match="period"):
+        RateLimit(service_fn(echo), 1, 0.0)
+    with pytest.raises(ValueError, match="'per' must be > 0"):
         RateLimitLayer(1, 0.0)
-    with pytest.raises(ValueError, match="burst"):
+    with pytest.raises(ValueError, match="'burst' must be >= 1"):
         RateLimitLayer(1, 1.0, burst=0)
+    with pytest.raises(TypeError, match="'num'"):
+        RateLimitLayer(1.5, 1.0)  # type: ignore[arg-type]
     assert isinstance(RateLimitLayer(5, 1.0).layer(service_fn(echo)), RateLimit)
 
 

@@ -28,7 +28,6 @@ from runtime.service import (
 )
 from runtime.testing import mock_service
 
-
 TICK = 0.001  # the timer wheel's resolution: a sleep ends at most this late
 
 

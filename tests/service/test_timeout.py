@@ -132,5 +132,9 @@ async def test_layer_and_validation() -> None:
     assert isinstance(svc, Timeout)
     assert svc.duration == 3.0
     assert await svc("ok") == "ok"
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match="'duration' must be > 0"):
         Timeout(service_fn(echo), -1.0)
+    with pytest.raises(ValueError, match="'duration' must be > 0"):
+        TimeoutLayer(float("nan"))
+    with pytest.raises(TypeError, match="'duration'"):
+        TimeoutLayer("1")  # type: ignore[arg-type]
