@@ -20,8 +20,8 @@ import logging
 import math
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
@@ -114,6 +114,7 @@ class Runtime:
         self._system_nursery: trio.Nursery | None = None
         self._services: dict[object, object] = {}
         self._fatal: BaseException | None = None
+        self._shields: set[trio.CancelScope] = set()
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -235,6 +236,8 @@ class Runtime:
             state.grace = state.deadline - state.started_at
             if self._task_nursery is not None:
                 self._task_nursery.cancel_scope.deadline = state.deadline
+            for shield in self._shields:
+                shield.deadline = min(shield.deadline, state.deadline)
 
     def cancel(self, *, reason: str = "Runtime.cancel()") -> None:
         """Cancel every task now, without a grace period.
@@ -251,6 +254,35 @@ class Runtime:
         state.deadline = min(state.deadline, trio.current_time())
         if self._task_nursery is not None:
             self._task_nursery.cancel_scope.cancel()
+        for shield in self._shields:
+            shield.cancel()
+
+    @contextmanager
+    def shielded_scope(self) -> Iterator[trio.CancelScope]:
+        """A shielded cancel scope that the drain can't cancel, but the final cancel does.
+
+        For work that must go on while its task is being cancelled for the shutdown (a
+        lingering close, a goodbye message) but must not outlast it: the scope ends at
+        :attr:`shutdown_deadline`, and at once when the final cancel comes early
+        (``cancel()``, a second SIGINT). Entered after the final cancel, it is cancelled from
+        the start. Outside a shutdown it is an ordinary shield that a later shutdown bounds.
+
+        Yields:
+            The scope, entered.
+
+        Cancellation: nothing outside cancels the block, except this runtime's final
+        cancel; then the block sees ``trio.Cancelled`` and the scope catches it.
+        """
+        scope = trio.CancelScope(shield=True, deadline=self.shutdown_deadline)
+        state = self._shutdown
+        if state is not None and state.hard_stop is not None:
+            scope.cancel()
+        self._shields.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._shields.discard(scope)
 
     async def _watch_signals(self, *, task_status: trio.TaskStatus[None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -204,3 +204,54 @@ async def test_shutdown_deadline_follows_the_grace_and_the_final_cancel(
         assert rt.shutdown_deadline == pytest.approx(start + 4)
         rt.cancel()
         assert rt.shutdown_deadline <= trio.current_time()
+
+
+async def test_shielded_scope_holds_off_abort_but_ends_when_the_grace_runs_out(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    ended: list[float] = []
+
+    async def lingers(rt: runtime.Runtime) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with rt.shielded_scope():
+                await trio.sleep(100)  # a lingering close, far longer than the grace
+            ended.append(trio.current_time())
+
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False, shutdown_grace=3)) as rt:
+        handle = runtime.spawn(lingers, rt)
+        await trio.testing.wait_all_tasks_blocked()
+        handle.abort()  # the shield holds against this: only the shutdown's end stops it
+        await trio.sleep(1)
+        assert not handle.done()
+        shutdown_starts = trio.current_time()  # main returns: the shutdown starts
+    assert ended == [pytest.approx(shutdown_starts + 3)]  # the grace, not grace + linger
+
+
+async def test_shielded_scope_ends_at_once_on_runtime_cancel(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False, shutdown_grace=50)) as rt:
+        entered = trio.Event()
+        caught: list[bool] = []
+
+        async def lingers() -> None:
+            with rt.shielded_scope() as scope:
+                entered.set()
+                await trio.sleep(100)
+            caught.append(scope.cancelled_caught)
+
+        handle = runtime.spawn(lingers)
+        await entered.wait()
+        start = trio.current_time()
+        rt.shutdown()
+        await trio.sleep(1)
+        assert not handle.done()  # draining: the shield still runs
+        rt.cancel()  # what a second SIGINT does
+        with rt.shielded_scope() as late:  # after the final cancel: cancelled from the start
+            await trio.lowlevel.checkpoint()
+        assert late.cancelled_caught
+    assert caught == [True]  # the task's linger was cut at the final cancel
+    assert handle.done()
+    assert trio.current_time() - start == pytest.approx(1)
