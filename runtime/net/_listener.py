@@ -107,7 +107,7 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
         """The bound address (``(host, port)`` for TCP, the path for Unix)."""
         return self.socket.getsockname()
 
-    def _accept_now(self) -> S | None | bool:
+    def _accept_now(self) -> S | bool | None:
         """One non-blocking accept: a stream, None on EAGAIN, False after a skipped error."""
         try:
             conn, address = self.socket.accept()
