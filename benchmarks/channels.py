@@ -6,6 +6,9 @@ shared machines; absolute rates move with the load):
 1. SPSC: one producer sends ``--items`` integers to one consumer through ``mpsc.channel`` and
    through ``trio.open_memory_channel``, at capacities 0, 1 and 1024.
    Targets (issue 4): at least 5x trio at 1024, at least 1.5x at 0.
+1b. The same SPSC runs with the cooperative budget set to 1 (``RuntimeConfig(coop_budget=1)``,
+   here ``set_budget(1)``): every operation is then a schedule point, as in Trio, so this row
+   measures the channel code alone and the gap to row 1 is what the budget buys.
 2. The same producer/consumer with ``asyncio.Queue`` on its own event loop, in a subprocess, for
    information. asyncio has no rendezvous queue (``maxsize=0`` means unbounded), so capacity 0
    is not compared.
@@ -32,6 +35,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from runtime.rt._coop import set_budget
 from runtime.sync import broadcast, mpsc
 
 Bench = Callable[[], Awaitable[None]]
@@ -206,6 +210,24 @@ def main() -> None:
             f"{capacity:>10} {rate(items, ours)} {rate(items, theirs)} {ratio:>6.2f}x  {verdict}"
         )
         results[f"spsc_trio_{capacity}"] = {"ours": ours, "theirs": theirs, "ratio": ratio}
+
+    print(f"\nSPSC with coop_budget=1 (no budget: the channel code alone), best of {args.rounds}")
+    print(f"{'capacity':>10} {'runtime.sync':>14} {'trio':>14} {'ratio':>7}")
+    previous = set_budget(1)
+    try:
+        for capacity in (0, 1, 1024):
+            ours, theirs = best_of(
+                args.rounds, runtime_spsc(items, capacity), trio_spsc(items, capacity)
+            )
+            ratio = theirs / ours
+            print(f"{capacity:>10} {rate(items, ours)} {rate(items, theirs)} {ratio:>6.2f}x")
+            results[f"spsc_trio_{capacity}_budget1"] = {
+                "ours": ours,
+                "theirs": theirs,
+                "ratio": ratio,
+            }
+    finally:
+        set_budget(previous)
 
     print(f"\nSPSC against asyncio.Queue (own loop, subprocess), {items:,} items, for information")
     print(f"{'capacity':>10} {'runtime.sync':>14} {'asyncio':>14} {'ratio':>7}")

@@ -11,6 +11,12 @@ arrival order (``send_waiters``, task -> (sender handle, value or _RESERVE)). In
 * with capacity 0 (a rendezvous) the buffer stays empty and the receiver takes the value
   straight from the first parked sender, or a sender hands it to the parked receiver.
 
+Every path goes through the same two transitions of ``_State``: ``try_put`` (deliver a value
+now, to the parked receiver or into the buffer, or say it must wait) and ``try_take`` (the next
+value now: from the buffer, admitting the first parked sender, or at capacity 0 from the first
+parked sender). ``send``, ``try_send``, ``recv``, ``try_recv``, ``recv_many`` and ``async for``
+differ only in what they do when those say no: park, raise ``WouldBlock``, or end.
+
 A send that finds room, or a receiver waiting, completes at once and spends one unit of the
 cooperative budget instead of yielding (``runtime.rt._coop``); only a send that must wait parks.
 Because a parked operation is finished by the other side *before* it is rescheduled, and a
@@ -45,6 +51,7 @@ import trio
 from ._endpoint import Closeable, close_dropped
 from ._errors import EndOfChannel, WouldBlock, broken_error, closed_error
 from ._lowlevel import (
+    NO_VALUE,
     WOKEN,
     Abort,
     Error,
@@ -133,27 +140,56 @@ class _State(Generic[T]):
         return Abort.SUCCEEDED
 
     def has_room(self) -> bool:
+        """Whether a slot is free for a permit: room in the buffer and nobody queued first."""
         return len(self.buffer) + self.reserved < self.capacity and not self.send_waiters
 
-    def can_accept(self) -> bool:
-        """Whether a send completes now: handed to the waiting receiver, or buffered. Never
-        past parked senders (with permits holding every slot, a receiver and senders can
-        both be waiting)."""
-        if self.send_waiters:
-            return False
-        return self.recv_task is not None or len(self.buffer) + self.reserved < self.capacity
+    def try_put(self, value: T) -> bool:
+        """Deliver ``value`` now if it can be: to the parked receiver, else into the buffer.
 
-    def push(self, value: T) -> None:
-        """Deliver an accepted value: to the parked receiver, else into the buffer."""
+        Never past parked senders (with permits holding every slot, a receiver and senders
+        can both be waiting). The caller checks that the channel is open.
+
+        Returns:
+            False, having changed nothing, when the value has to wait.
+        """
+        if self.send_waiters or (
+            self.recv_task is None and len(self.buffer) + self.reserved >= self.capacity
+        ):
+            return False
+        self.deliver(value)
+        return True
+
+    def deliver(self, value: T) -> bool:
+        """Hand an accepted value to the parked receiver (returns True), else buffer it."""
         task = self.recv_task
         if task is not None:
             self.recv_task = None
             reschedule(task, Handoff(value))
-            return
+            return True
         buffer = self.buffer
         buffer.append(value)
         if len(buffer) > self.peak:
             self.peak = len(buffer)
+        return False
+
+    def try_take(self) -> T:
+        """Take the next value if there is one now, else return ``NO_VALUE``.
+
+        From the buffer (admitting the first parked sender into the slot that frees), or, at
+        capacity 0, straight from the first parked sender. With a buffer, parked senders (all
+        slots taken) have nothing for the receiver yet.
+        """
+        buffer = self.buffer
+        if buffer:
+            value = buffer.popleft()
+            if self.send_waiters:
+                self.slot_freed()
+            return value
+        if self.send_waiters and not self.capacity:
+            task, (_sender, value) = self.send_waiters.popitem(last=False)
+            reschedule(task, WOKEN)
+            return value
+        return NO_VALUE  # type: ignore[no-any-return]
 
     def slot_freed(self) -> None:
         """A slot became free: admit parked senders in order, or maybe end the channel.
@@ -168,32 +204,9 @@ class _State(Generic[T]):
             if value is _RESERVE:
                 self.reserved += 1
                 return
-            receiver = self.recv_task
-            if receiver is None:
-                self.buffer.append(value)
-                if len(self.buffer) > self.peak:
-                    self.peak = len(self.buffer)
-                return
-            self.recv_task = None
-            reschedule(receiver, Handoff(value))
+            if not self.deliver(value):
+                return  # it went into the buffer: the slot is taken again
         self.maybe_end()
-
-    def take(self) -> T:
-        """Take the next value; the caller knows there is one (buffer or parked sender)."""
-        if self.buffer:
-            value = self.buffer.popleft()
-            if self.send_waiters:
-                self.slot_freed()
-            return value
-        # Rendezvous: straight from the first parked sender.
-        task, (_sender, value) = self.send_waiters.popitem(last=False)
-        reschedule(task, WOKEN)
-        return value
-
-    def ready(self) -> bool:
-        # With a buffer, parked senders (all slots taken) have nothing for the receiver yet;
-        # only a rendezvous takes straight from them.
-        return bool(self.buffer) or (self.capacity == 0 and bool(self.send_waiters))
 
     def ended(self) -> bool:
         return self.rx_closed or (self.senders == 0 and self.reserved == 0)
@@ -246,36 +259,18 @@ class Sender(Closeable, Generic[T]):
         channel is unchanged.
         """
         state = self._state
-        if not self._closed:
-            task = state.recv_task
-            if task is not None and not state.send_waiters:
-                if try_consume_budget():
-                    state.recv_task = None
-                    reschedule(task, Handoff(value))
-                    return
-            elif not state.rx_closed:
-                buffer = state.buffer
-                if len(buffer) + state.reserved < state.capacity and not state.send_waiters:
-                    if try_consume_budget():
-                        buffer.append(value)
-                        if len(buffer) > state.peak:
-                            state.peak = len(buffer)
-                        return
-                else:
-                    task = current_task()
-                    state.send_waiters[task] = (self, value)
-                    await wait_task_rescheduled(partial(state.abort_send, task))
-                    return
+        if not (self._closed or state.rx_closed) and try_consume_budget():
+            if not state.try_put(value):
+                await _park_sender(state, self, value)  # parking ends the turn anyway
+            return
         await self._send_slow(value)
 
     async def _send_slow(self, value: T) -> None:
-        # The send would complete or fail at once, but the budget is spent or the task is
-        # cancelled (or it is about to raise): take a full checkpoint first, then look again.
+        # The budget is spent or the task is cancelled, or the send is about to raise: take a
+        # full checkpoint first, then look again.
         await checkpoint()
         state = self._check_open()
-        if state.can_accept():
-            state.push(value)
-        else:
+        if not state.try_put(value):
             await _park_sender(state, self, value)
 
     @enable_ki_protection
@@ -290,10 +285,8 @@ class Sender(Closeable, Generic[T]):
             trio.ClosedResourceError: This handle was closed.
             trio.BrokenResourceError: The receiver is closed.
         """
-        state = self._check_open()
-        if not state.can_accept():
+        if not self._check_open().try_put(value):
             raise WouldBlock
-        state.push(value)
 
     def reserve(self) -> _Reserve[T]:
         """Wait for a free slot and hold it as a :class:`Permit`.
@@ -487,9 +480,7 @@ class Permit(Generic[T]):
         if state.rx_closed:
             state.slot_freed()
             raise broken_error("channel")
-        had_receiver = state.recv_task is not None
-        state.push(value)
-        if had_receiver:
+        if state.deliver(value):
             state.slot_freed()  # the value skipped the buffer, so the slot is free again
 
     @enable_ki_protection
@@ -561,36 +552,13 @@ class Receiver(Closeable, Generic[T]):
         Cancellation: a cancelled recv took nothing; the value stays first in line.
         """
         state = self._state
-        buffer = state.buffer
-        if buffer:
-            if try_consume_budget():
-                value = buffer.popleft()
-                if state.send_waiters:
-                    state.slot_freed()
+        if try_consume_budget():
+            value = state.try_take()
+            if value is not NO_VALUE:
                 return value
-        elif state.send_waiters and not state.capacity:
-            if try_consume_budget():
-                # Rendezvous: straight from the first parked sender.
-                task, (_sender, value) = state.send_waiters.popitem(last=False)
-                reschedule(task, WOKEN)
-                return value
-        elif not (state.rx_closed or (state.senders == 0 and state.reserved == 0)):
-            if state.recv_task is not None:
-                raise _busy()
-            state.recv_task = current_task()
-            return await wait_task_rescheduled(state.abort_recv)  # type: ignore[no-any-return]
-        return await self._recv_slow()
-
-    async def _recv_slow(self) -> T:
-        # A value is ready but the budget is spent or the task is cancelled, or the channel
-        # ended: take a full checkpoint first, then look again.
-        await checkpoint()
-        state = self._state
-        if state.ready():
-            return state.take()
-        if state.ended():
-            raise _end_of_channel(state)
-        return await _park_receiver(state)
+            if not state.ended():
+                return await _park_receiver(state)
+        return await _recv_slow(state)
 
     @enable_ki_protection
     def try_recv(self) -> T:
@@ -604,8 +572,9 @@ class Receiver(Closeable, Generic[T]):
             trio.EndOfChannel: The channel ended and the buffer is drained.
         """
         state = self._state
-        if state.ready():
-            return state.take()
+        value = state.try_take()
+        if value is not NO_VALUE:
+            return value
         if state.ended():
             raise _end_of_channel(state)
         raise WouldBlock
@@ -633,8 +602,11 @@ class Receiver(Closeable, Generic[T]):
             raise ValueError(f"recv_many() limit must be >= 1, got {limit}")
         values = [await self.recv()]
         state = self._state
-        while len(values) < limit and state.ready():
-            values.append(state.take())
+        while len(values) < limit:
+            value = state.try_take()
+            if value is NO_VALUE:
+                break
+            values.append(value)
         return values
 
     @enable_ki_protection
@@ -674,27 +646,16 @@ class Receiver(Closeable, Generic[T]):
 
     @enable_ki_protection
     async def __anext__(self) -> T:
-        # recv()'s body again, so that ``async for`` costs no extra coroutine per value.
+        # recv()'s four lines again, so that ``async for`` costs no extra coroutine per value.
         state = self._state
-        buffer = state.buffer
         try:
-            if buffer:
-                if try_consume_budget():
-                    value = buffer.popleft()
-                    if state.send_waiters:
-                        state.slot_freed()
+            if try_consume_budget():
+                value = state.try_take()
+                if value is not NO_VALUE:
                     return value
-            elif state.send_waiters and not state.capacity:
-                if try_consume_budget():
-                    task, (_sender, value) = state.send_waiters.popitem(last=False)
-                    reschedule(task, WOKEN)
-                    return value
-            elif not (state.rx_closed or (state.senders == 0 and state.reserved == 0)):
-                if state.recv_task is not None:
-                    raise _busy()
-                state.recv_task = current_task()
-                return await wait_task_rescheduled(state.abort_recv)  # type: ignore[no-any-return]
-            return await self._recv_slow()
+                if not state.ended():
+                    return await _park_receiver(state)
+            return await _recv_slow(state)
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
@@ -706,6 +667,18 @@ class Receiver(Closeable, Generic[T]):
 async def _budget_checkpoint() -> None:
     if not try_consume_budget():
         await checkpoint()
+
+
+async def _recv_slow(state: _State[T]) -> T:
+    # The budget is spent or the task is cancelled, or the channel ended: take a full
+    # checkpoint first, then look again.
+    await checkpoint()
+    value = state.try_take()
+    if value is not NO_VALUE:
+        return value
+    if state.ended():
+        raise _end_of_channel(state)
+    return await _park_receiver(state)
 
 
 async def _park_sender(state: _State[T], sender: Sender[T], value: Any) -> None:
