@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ._wheel import TimerWheel, _cancel, _Entry, current_wheel
+from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
 
 T = TypeVar("T")
 
@@ -117,7 +117,7 @@ class DelayQueue(Generic[T]):
         _check(deadline)
         wheel = self._get_wheel()
         key = Key(self, item, deadline)
-        wheel._schedule_at(key, deadline)
+        wheel.insert(key, deadline)
         self._waiting += 1
         return key
 
@@ -132,7 +132,7 @@ class DelayQueue(Generic[T]):
         """
         self._own(key)
         if key._slot is not None:
-            _cancel(key)
+            cancel_entry(key)
             self._waiting -= 1
         else:
             self._ready.remove(key)
@@ -162,7 +162,7 @@ class DelayQueue(Generic[T]):
             self._ready.remove(key)
             self._waiting += 1
         key._deadline = deadline
-        wheel._reset(key, wheel._ceil_tick(deadline))
+        wheel.reset(key, deadline)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, Key) and key._queue is self

@@ -21,7 +21,7 @@ from types import TracebackType
 import trio
 
 from ._error import Elapsed
-from ._wheel import TimerWheel, _cancel, _Entry, current_wheel
+from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
 
 
 class IdleDeadline(_Entry):
@@ -87,7 +87,7 @@ class IdleDeadline(_Entry):
 
     def close(self) -> None:
         """Stop watching: the scope will not be cancelled by this deadline. Idempotent."""
-        _cancel(self)
+        cancel_entry(self)
 
     def __enter__(self) -> IdleDeadline:
         return self
@@ -125,12 +125,12 @@ class IdleDeadline(_Entry):
     def _arm(self, wheel: TimerWheel) -> None:
         self._touched = False
         self._expired = False
-        wheel._schedule_at(self, wheel._now() + self._period)
+        wheel.insert(self, wheel.now() + self._period)
 
     def _fire(self, wheel: TimerWheel) -> None:
         if self._touched:
             self._touched = False
-            wheel._schedule(self, wheel._elapsed + math.ceil(self._period * wheel._rate))
+            wheel.insert_after_tick(self, self._period)
             return
         self._expired = True
         scope = self._scope

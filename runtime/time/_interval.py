@@ -124,7 +124,7 @@ class Interval:
             await trio.lowlevel.checkpoint()
         now = trio.current_time()
         period = self._period
-        if now - due <= _MISSED_TOLERANCE + wheel._tick:
+        if now - due <= _MISSED_TOLERANCE + wheel.tick:
             self._next = due + period
         elif self._missed is MissedTickBehavior.DELAY:
             self._next = now + period

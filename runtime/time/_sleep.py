@@ -6,7 +6,7 @@ import math
 
 import trio
 
-from ._wheel import TimerWheel, _cancel, _Entry, current_wheel
+from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
 
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
@@ -29,7 +29,7 @@ class _Sleeper(_Entry):
         _reschedule(self._task)
 
     def _abort(self, _raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
-        _cancel(self)
+        cancel_entry(self)
         return _SUCCEEDED
 
 
@@ -37,7 +37,7 @@ async def _sleep_on(wheel: TimerWheel, deadline: float) -> None:
     if deadline == math.inf:
         await trio.sleep_forever()
     entry = _Sleeper(_current_task())
-    wheel._schedule_at(entry, deadline)
+    wheel.insert(entry, deadline)
     await _wait_task_rescheduled(entry._abort)
 
 

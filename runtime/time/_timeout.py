@@ -13,10 +13,8 @@ from types import TracebackType
 
 import trio
 
-from ..rt import try_current as _try_current
-from . import _wheel as _wheel_module
 from ._error import Elapsed
-from ._wheel import _FLUSH_AT, TimerWheel, _cancel, _emptied, _Entry, current_wheel
+from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
 
 _CancelScope = trio.CancelScope
 _INF = math.inf
@@ -52,27 +50,16 @@ class TimeoutScope(_Entry):
         self._wheel: TimerWheel | None = None
 
     def __enter__(self) -> TimeoutScope:
-        # current_wheel(), with its cache test written out: every timeout passes here.
-        cached_rt, wheel = _wheel_module._cache
-        if wheel is None or cached_rt is not _try_current() or cached_rt is None:
-            wheel = current_wheel()
-        self._wheel = wheel
+        wheel = self._wheel = current_wheel()
         relative = self._relative
         if relative is not None:
             self._relative = None
-            deadline = self._deadline = wheel._now() + relative
+            deadline = self._deadline = wheel.now() + relative
         else:
             deadline = self._deadline
         self._scope.__enter__()
-        if deadline != _INF:  # wheel._schedule_at(self, deadline), written out
-            incoming = wheel._incoming
-            incoming[self] = deadline
-            self._slot = incoming
-            wheel._pending += 1
-            if deadline < wheel._armed_at:
-                wheel._arm_for(deadline)
-            if len(incoming) >= _FLUSH_AT:
-                wheel._flush()
+        if deadline != _INF:
+            wheel.insert(self, deadline)
         return self
 
     def __exit__(
@@ -81,15 +68,8 @@ class TimeoutScope(_Entry):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        slot = self._slot
-        if slot is not None:  # _cancel(self), written out: this is the hot path
-            del slot[self]
-            self._slot = None
-            if not slot and (slot.bit or slot.parent is not None):
-                _emptied(slot)
-            wheel = slot.wheel
-            wheel._pending -= 1
-            wheel._cancelled += 1
+        if self._slot is not None:
+            cancel_entry(self)
         self._wheel = None
         scope = self._scope
         handled: bool = scope.__exit__(exc_type, exc, tb)
@@ -138,9 +118,9 @@ class TimeoutScope(_Entry):
         if wheel is None or self._expired:
             return
         if value == math.inf:
-            _cancel(self)
+            cancel_entry(self)
         else:
-            wheel._reset(self, wheel._ceil_tick(value))
+            wheel.reset(self, value)
 
     @property
     def expired(self) -> bool:

@@ -147,8 +147,8 @@ def _emptied(slot: _Slot) -> None:
         slot.wheel._occupied[slot.level] &= ~slot.bit
 
 
-def _cancel(entry: _Entry) -> bool:
-    """Take ``entry`` out of its wheel. Returns whether it was pending."""
+def cancel_entry(entry: _Entry) -> bool:
+    """Take ``entry`` out of its wheel. O(1). Returns whether it was pending."""
     slot = entry._slot
     if slot is None:
         return False
@@ -275,7 +275,7 @@ class TimerWheel:
         ]
         self._occupied = [0] * levels
         # New timers, in insertion order, with their deadlines; placed on the wheel the next
-        # time anything looks at it (see _schedule_at).
+        # time anything looks at it (see insert).
         self._incoming = _Slot(self, 0, 0, None, False)
         self._elapsed = 0
         self._pending = 0
@@ -361,7 +361,7 @@ class TimerWheel:
         self._ceil_tick(deadline)  # refuses NaN and infinity
         timer = Timer(callback, deadline)
         timer._wheel = self
-        self._schedule_at(timer, deadline)
+        self.insert(timer, deadline)
         return timer
 
     def advance(self, now: float) -> int:
@@ -446,6 +446,48 @@ class TimerWheel:
         finally:
             self._driving = False
             _forget(self)
+
+    # -- the internal API: what sleep, timeout, DelayQueue and IdleDeadline use ---------
+    #
+    # Entries (``_Entry`` subclasses) are placed, moved and taken out through these alone;
+    # nothing outside this module reads or writes the wheel's private state. ``cancel_entry``
+    # (module level) takes an entry out of whatever wheel holds it.
+
+    def now(self) -> float:
+        """The wheel's clock: Trio's clock for a wheel the runtime (or a Trio run) created."""
+        return self._now()
+
+    def insert(self, entry: _Entry, deadline: float) -> None:
+        """Insert ``entry`` (not pending) to fire at ``deadline``. O(1), amortised.
+
+        The deadline must not be NaN or +inf (callers check, with their own messages).
+        """
+        incoming = self._incoming
+        incoming[entry] = deadline
+        entry._slot = incoming
+        self._pending += 1
+        if deadline < self._armed_at:
+            self._arm_for(deadline)
+        if len(incoming) >= _FLUSH_AT:
+            self._flush()
+
+    def insert_after_tick(self, entry: _Entry, seconds: float) -> None:
+        """Insert ``entry`` to fire ``seconds`` after the tick the wheel is processing.
+
+        For an entry that re-inserts itself from its ``_fire``: it stays on the tick grid
+        without reading the clock.
+        """
+        self._schedule(entry, self._elapsed + math.ceil(seconds * self._rate))
+
+    def reset(self, entry: _Entry, deadline: float) -> None:
+        """Make ``entry`` fire at ``deadline`` instead, inserting it if it is not pending.
+
+        Later is O(1) and lazy; earlier moves it.
+
+        Raises:
+            ValueError: if ``deadline`` is NaN or +inf.
+        """
+        self._reset(entry, self._ceil_tick(deadline))
 
     # -- the arithmetic ----------------------------------------------------------------
 
@@ -552,28 +594,17 @@ class TimerWheel:
         if when < self._armed:
             self._arm(when)
 
-    def _schedule_at(self, entry: _Entry, deadline: float) -> None:
-        """Insert a new timer (``entry`` must not be pending) due at ``deadline``.
-
-        It goes into ``_incoming``, in order, and is placed on the wheel by ``_flush`` the
-        next time the wheel is looked at: when the driver wakes, or anyone asks for the next
-        wakeup or advances it. A timer cancelled before then (a ``timeout()`` around an
-        operation that finished at once) costs a dict store and a dict delete, nothing more.
-        The driver is woken earlier if this deadline comes before the one it sleeps until, so
-        placing late never makes a timer late. The deadline must not be NaN or +inf.
-        """
-        incoming = self._incoming
-        incoming[entry] = deadline
-        entry._slot = incoming
-        self._pending += 1
-        if deadline < self._armed_at:
-            self._arm_for(deadline)
-        if len(incoming) >= _FLUSH_AT:
-            self._flush()
-
     def _schedule(self, entry: _Entry, when: int) -> None:
-        """Insert a new timer due at tick ``when``."""
-        self._schedule_at(entry, self._time_of(when))
+        """Insert a new timer due at tick ``when``.
+
+        Like every insert it goes into ``_incoming``, in order, and is placed on the wheel by
+        ``_flush`` the next time the wheel is looked at: when the driver wakes, or anyone asks
+        for the next wakeup or advances it. A timer cancelled before then (a ``timeout()``
+        around an operation that finished at once) costs a dict store and a dict delete,
+        nothing more. The driver is woken earlier if this deadline comes before the one it
+        sleeps until, so placing late never makes a timer late.
+        """
+        self.insert(entry, self._time_of(when))
 
     def _flush(self) -> None:
         """Place the timers waiting in ``_incoming`` on the wheel, in insertion order."""
@@ -718,7 +749,7 @@ class Timer(_Entry):
         Returns:
             True if it was pending, False if it had already fired or been cancelled.
         """
-        return _cancel(self)
+        return cancel_entry(self)
 
     def reset(self, deadline: float) -> None:
         """Fire at ``deadline`` instead. O(1); a timer that already fired is scheduled again.
@@ -728,9 +759,8 @@ class Timer(_Entry):
         """
         wheel = self._wheel
         assert wheel is not None
-        when = wheel._ceil_tick(deadline)
+        wheel.reset(self, deadline)
         self._deadline = deadline
-        wheel._reset(self, when)
 
     def _fire(self, wheel: TimerWheel) -> None:
         try:
