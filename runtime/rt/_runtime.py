@@ -160,6 +160,20 @@ class Runtime:
         else:
             logger.error("%s failed and nobody awaited it", what, exc_info=error)
 
+    def _report_unobserved_at_exit(self) -> None:
+        """Every failure kept by a live handle but never awaited: the runtime's last word."""
+        for task in self._registry.take_unobserved():
+            task.observed = True
+            error = task.error
+            assert error is not None
+            logger.error(
+                "%s failed and was never awaited before the runtime ended",
+                task.describe(),
+                exc_info=error,
+            )
+            if self.config.unhandled == "raise" and self._fatal is None:
+                self._fatal = error
+
     # -- services ------------------------------------------------------------------------
 
     def service(self, key: object, factory: Callable[[Runtime], S]) -> S:
@@ -433,6 +447,7 @@ async def open_runtime(config: RuntimeConfig | None = None) -> AsyncIterator[Run
                     rt.shutdown(reason="main returned")
             finally:
                 rt._task_nursery = None
+                rt._report_unobserved_at_exit()
                 rt._log_shutdown_done()
                 system.cancel_scope.cancel()
     except BaseExceptionGroup as group:

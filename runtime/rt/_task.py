@@ -6,8 +6,15 @@ when its owner ends; there is no such thing as a detached task.
 
 Each task has one ``_Task`` record. It is the registry entry while the task runs, the result
 cell once it ends, and what a ``JoinHandle`` points at. The wrapper that runs the task holds the
-record, never the handle, so a handle that the user drops can be noticed (``__del__``), and a
-failure that nobody can observe any more is logged at once instead of being lost.
+record and only a weak reference to the handle, never the handle itself.
+
+Unobserved failures, with no finalizer involved (a finalizer may run after the runtime ended,
+or never). A task that fails is reported at once if someone is awaiting it (they get it) or
+if its handle is already gone (nobody ever can). Otherwise it waits in the registry's
+``unobserved`` table until it is awaited. Entries whose handle has since been dropped are
+reported by a sweep when the table has doubled, so memory stays bounded, and every entry left
+at the end of the runtime is reported then, in the runtime's own code, while it still runs.
+A JoinSet reports its never-joined failures when its block ends.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextvars import ContextVar
@@ -86,9 +94,9 @@ class _Task:
     __slots__ = (
         "__weakref__",
         "aborted",
-        "detached",
         "ended_at",
         "error",
+        "handle",
         "id",
         "joinset",
         "name",
@@ -117,7 +125,7 @@ class _Task:
         self.trio_task: trio.lowlevel.Task | None = None
         self.aborted = False
         self.waiters: list[trio.lowlevel.Task] | None = None
-        self.detached = False
+        self.handle: Callable[[], JoinHandle[Any] | None] = _no_handle
         self.observed = False
         self.joinset: JoinSet[Any] | None = None
         self.registry = registry
@@ -140,6 +148,8 @@ class _Task:
             return self.value
         if self.state is TaskState.FAILED:
             assert self.error is not None
+            if self.registry is not None:
+                self.registry.unobserved.pop(self.id, None)
             raise self.error
         raise JoinError(
             f"{self.describe()} was cancelled before it finished",
@@ -181,6 +191,11 @@ _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 _reschedule = trio.lowlevel.reschedule
 _ABORT_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 _now = trio.current_time
+_FIRST_SWEEP = 16
+
+
+def _no_handle() -> None:
+    return None
 
 
 def _task_name(fn: Callable[..., Any], name: str | None) -> str:
@@ -199,7 +214,7 @@ async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[
     way every task is cancelled with its owner at shutdown.
     """
     _current_task.set(task)
-    if task.aborted or not (_scope.FAST or (task.detached and task.joinset is None)):
+    if task.aborted or not (_scope.FAST or (task.handle() is None and task.joinset is None)):
         # Aborted before it first ran, or no splicing available: enter a scope now.
         entered = task.scope = trio.CancelScope()
         if task.aborted:
@@ -285,8 +300,11 @@ def _finish(task: _Task) -> None:
         task.waiters = None
         for waiter in waiters:
             _reschedule(waiter)
-    elif task.state is TaskState.FAILED and task.detached and task.joinset is None:
-        _report_unobserved(task)
+    elif task.state is TaskState.FAILED and not task.observed and task.joinset is None:
+        if registry is None:
+            _report_unobserved(task)
+        else:
+            registry.unobserved_failure(task)
 
 
 def _abort(task: _Task) -> None:
@@ -336,15 +354,18 @@ class JoinHandle(Generic[T]):
     Cancellation: cancelling the *awaiter* does not touch the task; it keeps running and can
     be awaited again. Use :meth:`abort` to cancel the task itself.
 
-    A failure is never lost. If the handle is dropped while the task runs, a failure is logged
-    when the task ends; if the handle is dropped after the task failed and nobody awaited it,
-    the failure is logged then.
+    A failure is never lost, and never reported from a finalizer. If the handle is gone when
+    the task fails, the failure is logged then. A failure that is kept (the handle is alive)
+    but never awaited is logged by the runtime later: soon after the handle is dropped, and at
+    the latest when the runtime ends. With ``RuntimeConfig(unhandled="raise")`` the runtime
+    raises it instead.
     """
 
-    __slots__ = ("_task",)
+    __slots__ = ("__weakref__", "_task")
 
     def __init__(self, task: _Task) -> None:
         self._task = task
+        task.handle = weakref.ref(self)
 
     @property
     def id(self) -> int:
@@ -382,17 +403,21 @@ class JoinHandle(Generic[T]):
     def __repr__(self) -> str:
         return f"<JoinHandle {self._task.describe()} {self._task.state.value}>"
 
-    def __del__(self) -> None:
-        task = self._task
-        task.detached = True
-        if task.state is TaskState.FAILED and not task.observed and task.joinset is None:
-            _report_unobserved(task)
-
 
 class _Registry:
     """Live tasks by id, plus counters. Finished tasks leave at once, so memory stays flat."""
 
-    __slots__ = ("cancelled", "completed", "failed", "live", "now", "runtime", "spawned")
+    __slots__ = (
+        "cancelled",
+        "completed",
+        "failed",
+        "live",
+        "now",
+        "runtime",
+        "spawned",
+        "sweep_at",
+        "unobserved",
+    )
 
     def __init__(self, runtime: Runtime | None) -> None:
         self.runtime = runtime
@@ -403,6 +428,33 @@ class _Registry:
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
+        # Failed tasks nobody has awaited yet, whose handle was alive when they ended.
+        self.unobserved: dict[int, _Task] = {}
+        self.sweep_at = _FIRST_SWEEP
+
+    def unobserved_failure(self, task: _Task) -> None:
+        """A task failed with nobody awaiting it: report it, or keep it while its handle lives.
+
+        Every so many such failures (as many as are kept, at least 16), the kept ones whose
+        handle has been dropped since are reported and forgotten: the table grows only with
+        handles that are still alive, at O(1) amortized cost per failure.
+        """
+        if task.handle() is None:
+            _report_unobserved(task)  # nobody can ever await it
+        else:
+            self.unobserved[task.id] = task
+        self.sweep_at -= 1
+        if self.sweep_at <= 0:
+            for stale in [t for t in self.unobserved.values() if t.handle() is None]:
+                del self.unobserved[stale.id]
+                _report_unobserved(stale)
+            self.sweep_at = max(_FIRST_SWEEP, len(self.unobserved))
+
+    def take_unobserved(self) -> list[_Task]:
+        """Every failure still unobserved (at the end of the runtime), oldest first."""
+        tasks = list(self.unobserved.values())
+        self.unobserved.clear()
+        return tasks
 
     def remove(self, task: _Task) -> None:
         del self.live[task.id]

@@ -143,17 +143,66 @@ async def test_unobserved_failure_is_logged(
     assert rt.statistics().failed == 1
 
 
-async def test_failure_logged_when_kept_handle_is_dropped(
+async def test_failure_of_a_kept_then_dropped_handle_is_logged_at_runtime_exit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    async with runtime.open_runtime(RuntimeConfig(handle_signals=False)):
+        handle = runtime.spawn(fail, "kept", name="kept-then-dropped")
+        await trio.testing.wait_all_tasks_blocked()
+        assert handle.done()
+        assert not [r for r in caplog.records if "kept-then-dropped" in r.getMessage()]
+        del handle
+        gc.collect()  # no finalizer reports it: the runtime does, at its end
+    records = [r for r in caplog.records if "kept-then-dropped" in r.getMessage()]
+    assert len(records) == 1
+    assert records[0].exc_info is not None and records[0].exc_info[0] is AppError
+
+
+def test_failure_of_a_handle_that_outlives_the_runtime_is_logged_at_runtime_exit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    kept: list[runtime.JoinHandle[None]] = []
+
+    async def main() -> None:
+        kept.append(runtime.spawn(fail, "outlives", name="outlives-the-runtime"))
+        await trio.testing.wait_all_tasks_blocked()
+
+    runtime.run(main, config=RuntimeConfig(handle_signals=False))
+    records = [r for r in caplog.records if "outlives-the-runtime" in r.getMessage()]
+    assert len(records) == 1  # reported while the runtime still ran, not by a finalizer
+    assert records[0].exc_info is not None and records[0].exc_info[0] is AppError
+    del kept[:]
+    gc.collect()
+    assert len([r for r in caplog.records if "outlives-the-runtime" in r.getMessage()]) == 1
+
+
+def test_unhandled_raise_reports_a_never_awaited_kept_handle_at_runtime_exit() -> None:
+    kept: list[runtime.JoinHandle[None]] = []
+
+    async def main() -> None:
+        kept.append(runtime.spawn(fail, "never awaited"))
+        await trio.testing.wait_all_tasks_blocked()
+
+    with pytest.raises(AppError, match="never awaited"):
+        runtime.run(main, config=RuntimeConfig(unhandled="raise", handle_signals=False))
+
+
+async def test_dropped_handles_are_reported_while_the_runtime_runs(
     rt: runtime.Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR)
-    handle = runtime.spawn(fail, "kept", name="kept-then-dropped")
+    handles = [runtime.spawn(fail, f"n{i}", name=f"batch-{i}") for i in range(40)]
     await trio.testing.wait_all_tasks_blocked()
-    assert handle.done()
-    assert not [r for r in caplog.records if "kept-then-dropped" in r.getMessage()]
-    del handle
+    del handles  # kept while they failed, then dropped: found by a later sweep
     gc.collect()
-    assert [r for r in caplog.records if "kept-then-dropped" in r.getMessage()]
+    for i in range(40):
+        runtime.spawn(fail, "later", name=f"later-{i}")
+    await trio.testing.wait_all_tasks_blocked()
+    batch = [r for r in caplog.records if r.getMessage().startswith("task 'batch-")]
+    assert len(batch) == 40
+    assert len(rt._registry.unobserved) < 40  # memory is bounded, not kept to the end
 
 
 async def test_observed_failure_is_not_logged(
