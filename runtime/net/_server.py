@@ -41,6 +41,7 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
@@ -415,10 +416,17 @@ class Server(Generic[C]):
             self._connections.discard(connection)
             try:
                 if self.draining.is_cancelled():
-                    await served.aclose_gracefully(self.config.linger)
+                    with self._linger_scope():
+                        await served.aclose_gracefully(self.config.linger)
             finally:
                 served.close()
                 self._ended()
+
+    def _linger_scope(self) -> ContextManager[trio.CancelScope]:
+        """A shield for the lingering close that the runtime's final cancel still ends, so a
+        shutdown takes at most its grace, lingering included."""
+        rt = try_current()
+        return rt.shielded_scope() if rt is not None else trio.CancelScope(shield=True)
 
     async def _handshake(self, connection: C, peer: str) -> Connection:
         assert self.tls is not None

@@ -260,10 +260,13 @@ class SocketStream(HalfCloseableConnection):
         can destroy replies the peer has not read yet. This waits, for at most ``linger``
         seconds and ``max_discard`` bytes, for the peer to close its side first.
 
-        Cancellation: the wait is shielded; the socket is always closed at the end.
+        Cancellation: not shielded. A cancel ends the lingering early and the socket is
+        closed at once; a server that must linger through a cancel shields the call itself
+        (the Server uses ``Runtime.shielded_scope()``, which the shutdown's final cancel
+        still ends).
         """
-        with move_on_after(linger, shield=True):
-            try:
+        try:
+            with move_on_after(linger):
                 if not self._eof and not self._reg.closed:
                     await self.send_eof()
                 self._input_ended = False
@@ -273,9 +276,10 @@ class SocketStream(HalfCloseableConnection):
                     if not data:
                         break
                     discarded += len(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-                pass
-        self.close()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            pass
+        finally:
+            self.close()
 
     # -- closing --------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@ is what a server needs around it:
 
 * :class:`TlsConnection` carries the transport's addresses, forwards the activity hook to the
   transport (so every partial socket read and write counts as activity), ends its input at a
-  drain (the handler sees end-of-stream, not a "ragged EOF" error) and closes gracefully by
-  sending ``close_notify`` before the transport's own lingering close.
+  drain (the handler sees end-of-stream; the TLS session stays intact) and closes gracefully
+  by sending ``close_notify`` before the transport's own lingering close.
 * :func:`tls_accept` and :func:`tls_connect` finish the handshake under a deadline (a
   handshake is a read from an untrusted peer like any other) and close the transport on any
   failure, cancellation included.
@@ -74,7 +74,14 @@ class TlsConnection(Connection, Generic[C]):
         local_address: the transport's local address.
     """
 
-    __slots__ = ("_input_ended", "local_address", "peer_address", "ssl_stream", "transport")
+    __slots__ = (
+        "_input_ended",
+        "_receiving",
+        "local_address",
+        "peer_address",
+        "ssl_stream",
+        "transport",
+    )
 
     def __init__(self, ssl_stream: trio.SSLStream[C]) -> None:
         self.ssl_stream = ssl_stream
@@ -82,6 +89,7 @@ class TlsConnection(Connection, Generic[C]):
         self.peer_address = self.transport.peer_address
         self.local_address = self.transport.local_address
         self._input_ended = False
+        self._receiving: trio.CancelScope | None = None
 
     @property
     def idle(self) -> Touchable | None:
@@ -94,19 +102,22 @@ class TlsConnection(Connection, Generic[C]):
         self.transport.idle = value
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Receive decrypted bytes; ``b""`` at end of stream (after ``end_input`` too).
+        """Receive decrypted bytes; ``b""`` at end of stream, and after :meth:`end_input`.
 
         Raises:
             trio.BrokenResourceError: the peer reset, or broke the TLS protocol.
             trio.ClosedResourceError: this connection was closed.
             trio.BusyResourceError: another task is receiving.
         """
-        try:
+        if self._input_ended:
+            await trio.lowlevel.checkpoint()
+            return b""
+        # end_input() cancels this scope. Cancelling a receive is safe once the handshake is
+        # done (Trio's SSLStream keeps what it has read), so the session stays usable for
+        # the close_notify of a graceful close.
+        with trio.CancelScope() as self._receiving:
             return bytes(await self.ssl_stream.receive_some(max_bytes))
-        except trio.BrokenResourceError:
-            if self._input_ended:
-                return b""  # the transport ended its input: this is our drain, not an error
-            raise
+        return b""  # cancelled by end_input()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt and send all of ``data``.
@@ -121,30 +132,42 @@ class TlsConnection(Connection, Generic[C]):
         await self.ssl_stream.wait_send_all_might_not_block()
 
     def end_input(self) -> None:
-        """The handler gets the bytes already received, then ``b""`` (see Connection)."""
+        """Reads return ``b""`` from now on; a parked reader wakes at once.
+
+        Unlike a TCP stream, records that arrive after this are not read: reading to the
+        transport's end would leave the TLS session unable to send ``close_notify``.
+        """
         self._input_ended = True
-        self.transport.end_input()
+        if self._receiving is not None:
+            self._receiving.cancel()
 
     async def aclose_gracefully(self, linger: float = 2.0) -> None:
         """Send ``close_notify``, then let the transport close gracefully; all within
         ``linger`` seconds.
 
-        Cancellation: shielded but bounded by ``linger``; always closed at the end.
+        Cancellation: not shielded (see :meth:`SocketStream.aclose_gracefully`); a cancel
+        closes the transport at once.
         """
         deadline = trio.current_time() + linger
-        with move_on_after(linger, shield=True):
-            try:
-                # unwrap() sends close_notify and waits for the peer's, which many clients
-                # never send: the linger bounds it, and the transport's close comes next.
-                await self.ssl_stream.unwrap()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-                pass
-            except ssl.SSLError:
-                pass
-        remaining = deadline - trio.current_time()
-        if remaining > 0:
-            await self.transport.aclose_gracefully(remaining)
-        self.transport.close()
+        try:
+            with move_on_after(linger):
+                try:
+                    # unwrap() sends close_notify and waits for the peer's, which many
+                    # clients never send: the linger bounds it; the transport's own
+                    # lingering close comes next.
+                    await self.ssl_stream.unwrap()
+                except (
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    trio.BusyResourceError,
+                    ssl.SSLError,
+                ):
+                    pass
+            remaining = deadline - trio.current_time()
+            if remaining > 0:
+                await self.transport.aclose_gracefully(remaining)
+        finally:
+            self.transport.close()
 
     def close(self) -> None:
         """Close the transport at once (no ``close_notify``)."""

@@ -90,8 +90,9 @@ class Connection(trio.abc.Stream):
         flight). For TLS: send ``close_notify`` first. The connection is closed at the end
         whatever happens.
 
-        Cancellation: the lingering part is shielded but bounded by ``linger``; the
-        connection is always closed when this returns or raises.
+        Cancellation: not shielded: a cancel ends the lingering at once. The connection
+        is always closed when this returns or raises. A caller that must linger through a
+        cancel shields the call (and bounds the shield: ``Runtime.shielded_scope()``).
         """
 
     @abstractmethod

@@ -18,6 +18,7 @@ import pytest
 import trio
 import trio.testing
 
+import runtime
 from runtime.net import (
     RESOURCE_ACCEPT_ERRORS,
     TRANSIENT_ACCEPT_ERRORS,
@@ -403,3 +404,31 @@ async def test_the_fallback_reactor_wakes_an_idle_reader_at_drain(
             assert await client.receive_some() == b""  # the server's half-close
             await client.aclose()
             await server.wait_idle()
+
+
+# -- bug 13: a shutdown takes at most its grace, lingering close included -------------------
+
+
+@pytest.mark.parametrize("how", ["grace expires", "second cancel"])
+async def test_lingering_close_stays_within_the_shutdown_grace(
+    how: str, autojump_clock: trio.abc.Clock
+) -> None:
+    listener = TcpListener.bind()
+    config = ServerConfig(linger=30.0)  # far longer than the grace
+    # The client reads but never closes: the server's lingering close would wait it out.
+    async with runtime.open_runtime(runtime.RuntimeConfig(handle_signals=False)) as rt:
+        runtime.spawn(functools.partial(serve, config=config), echo, [listener])
+        await trio.testing.wait_all_tasks_blocked()
+        client = await TcpStream.connect("127.0.0.1", listener.port)
+        await client.send_all(b"x")
+        assert await client.receive_some() == b"x"
+        start = trio.current_time()
+        rt.shutdown(grace=2.0)
+        assert await client.receive_some() == b""  # drained; now the server lingers
+        if how == "second cancel":
+            await trio.sleep(0.5)
+            rt.cancel()
+    elapsed = trio.current_time() - start
+    await client.aclose()
+    limit = 2.0 if how == "grace expires" else 0.5
+    assert elapsed == pytest.approx(limit, abs=0.05)
