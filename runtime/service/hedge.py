@@ -164,10 +164,14 @@ class Hedge(Middleware[Req, Resp, Req, Resp]):
 
     async def _hedge(self, threshold: float, request: Req, race: _Race[Resp]) -> None:
         await sleep(threshold)
-        race.hedged = True
-        self.hedged += 1
         try:
-            response = await self._timed(self.inner, request)
+            # The copy counts as sent once it holds a reservation. Until then a failed first
+            # attempt does not wait for it: under a reservation (a LoadShed above a limit),
+            # the room it waits for may be the very room the first attempt's block holds.
+            async with self.inner.ready() as call:
+                race.hedged = True
+                self.hedged += 1
+                response = await self._timed(call, request)
         except Exception:
             return  # the first attempt's outcome decides
         race.won(response)

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime.service import Hedge, HedgeLayer, service_fn
+from runtime.service import Hedge, HedgeLayer, ServiceBuilder, service_fn
 from runtime.testing import MockHandle, mock_service
 
 from .conftest import echo
@@ -206,3 +206,36 @@ async def test_reserved_primary_and_layer(autojump_clock: trio.abc.Clock) -> Non
     assert svc.statistics().samples == 1
     with pytest.raises(ValueError, match="percentile"):
         Hedge(service_fn(echo), percentile=1.5)
+
+
+class Down(Exception):
+    pass
+
+
+async def test_a_failed_first_attempt_does_not_wait_for_a_copy_that_cannot_start(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Under a reservation of a limit of 1 (LoadShed reserves), the copy waits for a permit
+    # that the first attempt's own block holds; when the first attempt fails, waiting for
+    # that copy would wait forever.
+    fail = False
+
+    async def backend(request: Any) -> Any:
+        if fail:
+            await trio.sleep(0.5)  # past the threshold: the copy is due, and waits
+            raise Down
+        await trio.sleep(0.1)
+        return request
+
+    svc = (
+        ServiceBuilder()
+        .load_shed()
+        .hedge(min_data_points=3)
+        .concurrency_limit(1)
+        .service_fn(backend)
+    )
+    for n in range(3):
+        assert await svc(n) == n
+    fail = True
+    with trio.fail_after(100), pytest.raises(Down):
+        await svc("fails")
