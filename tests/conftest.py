@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import AsyncIterator
 
+import hypothesis
 import pytest
 
 import runtime
 from runtime import RuntimeConfig
+
+
+# Hypothesis explores fresh examples on every run (no derandomize), from a seed printed in the
+# header so a failure found in CI can be replayed: pytest --hypothesis-seed=N. A failure that
+# was found gets pinned with @example in its test.
+hypothesis.settings.register_profile("ci", print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = random.getrandbits(32)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = config.getoption("hypothesis_seed")
+    reactor = os.environ.get("TRIO_RUNTIME_REACTOR") or "epoll"
+    return f"hypothesis seed: {seed} (replay: --hypothesis-seed={seed}); reactor: {reactor}"
 
 
 @pytest.fixture
