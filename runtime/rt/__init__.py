@@ -17,6 +17,7 @@ from ._runtime import run as run
 from ._runtime import spawn as spawn
 from ._runtime import spawn_blocking as spawn_blocking
 from ._runtime import try_current as try_current
+from ._task import Joined as Joined
 from ._task import JoinError as JoinError
 from ._task import JoinHandle as JoinHandle
 from ._task import JoinSet as JoinSet
@@ -28,6 +29,7 @@ __all__ = [
     "JoinError",
     "JoinHandle",
     "JoinSet",
+    "Joined",
     "NoRuntimeError",
     "Runtime",
     "RuntimeConfig",

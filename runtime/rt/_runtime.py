@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, TypeVarTuple, Unpack, overload
 
 import attrs
 import trio
@@ -33,6 +33,7 @@ from ._config import RuntimeConfig
 from ._task import JoinHandle, TaskInfo, _Registry, _start, _Task, unwrap_group
 
 T = TypeVar("T")
+PosArgT = TypeVarTuple("PosArgT")
 S = TypeVar("S")
 
 logger = logging.getLogger("runtime")
@@ -119,7 +120,10 @@ class Runtime:
     # -- tasks ---------------------------------------------------------------------------
 
     def spawn(
-        self, fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None
+        self,
+        fn: Callable[[Unpack[PosArgT]], Awaitable[T]],
+        *args: *PosArgT,
+        name: str | None = None,
     ) -> JoinHandle[T]:
         """Start ``fn(*args)`` as a task owned by this runtime. See :func:`runtime.spawn`."""
         nursery = self._task_nursery
@@ -190,7 +194,10 @@ class Runtime:
             return value
 
     def start_system_task(
-        self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
+        self,
+        fn: Callable[[Unpack[PosArgT]], Awaitable[object]],
+        *args: *PosArgT,
+        name: str | None = None,
     ) -> None:
         """Start a runtime service task. It outlives every spawned task and is cancelled last.
 
@@ -379,7 +386,11 @@ def try_current() -> Runtime | None:
     return _current_runtime.get()
 
 
-def spawn(fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None) -> JoinHandle[T]:
+def spawn(
+    fn: Callable[[Unpack[PosArgT]], Awaitable[T]],
+    *args: *PosArgT,
+    name: str | None = None,
+) -> JoinHandle[T]:
     """Start ``fn(*args)`` as a task owned by the current runtime.
 
     The task runs in the runtime's task nursery, so it is cancelled and awaited at shutdown,
@@ -387,13 +398,16 @@ def spawn(fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None) 
     exception.
 
     Args:
-        fn: An async function.
+        fn: An async function. Not a coroutine object: pass the function and its
+            arguments, ``spawn(fn, *args)``, as with Trio's ``start_soon``.
         *args: Positional arguments for ``fn`` (use functools.partial for keywords).
         name: A name for the registry, logs and ``handle.name``; defaults to ``fn``'s
             qualified name.
 
     Raises:
         NoRuntimeError: outside a runtime.
+        TypeError: ``fn`` is not an async function (a coroutine object, a sync function),
+            or ``fn(*args)`` can't be called with these arguments. Raised here, at once.
     """
     rt = _current_runtime.get()
     if rt is None or rt._task_nursery is None:
@@ -401,7 +415,7 @@ def spawn(fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None) 
     return JoinHandle(_start(rt._task_nursery, rt._registry, fn, args, name))
 
 
-async def spawn_blocking(fn: Callable[..., T], *args: Any) -> T:
+async def spawn_blocking(fn: Callable[[Unpack[PosArgT]], T], *args: *PosArgT) -> T:
     """Run a blocking function in a worker thread and return its result.
 
     Threads are capped by ``RuntimeConfig.max_blocking_threads``; callers beyond the cap wait.

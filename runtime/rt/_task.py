@@ -26,8 +26,8 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextvars import ContextVar
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from types import CoroutineType, TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, Unpack
 
 import attrs
 import trio
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
 
 T = TypeVar("T")
+PosArgT = TypeVarTuple("PosArgT")
 
 logger = logging.getLogger("runtime.task")
 
@@ -204,7 +205,7 @@ def _task_name(fn: Callable[..., Any], name: str | None) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+async def _run_task(task: _Task, coro: Awaitable[Any]) -> None:
     """Run one task and record how it ended. Never lets an ordinary exception escape.
 
     ``abort()`` needs a cancel scope around this one task. Entering a Trio scope costs about
@@ -224,7 +225,7 @@ async def _run_task(task: _Task, fn: Callable[..., Awaitable[Any]], args: tuple[
         task.trio_task = _current_trio_task()  # abort() splices a scope in through this
     error: BaseException | None = None
     try:
-        task.value = await fn(*args)
+        task.value = await coro
     except BaseException as exc:
         error = exc
     swallowed = False
@@ -470,16 +471,61 @@ class _Registry:
             runtime._task_ended(task)
 
 
+def _call(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], what: str) -> Awaitable[Any]:
+    """``fn(*args)``, refused unless it is the call of an async function (as trio does).
+
+    Calling an async function only creates its coroutine, so the body still runs in the task;
+    a mistake (a coroutine object, a sync function, wrong arguments) fails here, at once.
+    """
+    if isinstance(fn, CoroutineType):
+        fn.close()  # refused: don't add a "never awaited" warning to the error
+        raise TypeError(
+            f"{what} expected an async function, got a coroutine object; pass the function "
+            f"and its arguments: {what}(fn, *args)"
+        )
+    coro = fn(*args)
+    if type(coro) is not CoroutineType and not isinstance(coro, Awaitable):
+        raise TypeError(
+            f"{what} expected an async function, got {fn!r}, which returned {coro!r}; pass "
+            f"an async function and its arguments: {what}(fn, *args)"
+        )
+    return coro
+
+
 def _start(
     nursery: trio.Nursery,
     registry: _Registry | None,
     fn: Callable[..., Awaitable[Any]],
     args: tuple[Any, ...],
     name: str | None,
+    what: str = "spawn",
 ) -> _Task:
+    coro = _call(fn, args, what)
     task = _Task(name or _task_name(fn, None), registry)
-    nursery.start_soon(_run_task, task, fn, args, name=task.name)
+    nursery.start_soon(_run_task, task, coro, name=task.name)
     return task
+
+
+@attrs.frozen
+class Joined(Generic[T]):
+    """One result from :meth:`JoinSet.join_next`: which task, and the value it returned.
+
+    ``join_next()`` returns None only when the set is empty, so a task that returned None
+    comes back as ``Joined(..., value=None)`` and a ``while`` loop can't stop early.
+
+    Attributes:
+        id: The task's id (``JoinHandle.id``).
+        name: The task's name.
+        value: What the task returned.
+    """
+
+    id: int
+    name: str
+    value: T
+
+    def unwrap(self) -> T:
+        """The value (for symmetry with Tokio's ``Result``; a failure raised already)."""
+        return self.value
 
 
 class JoinSet(Generic[T]):
@@ -539,12 +585,26 @@ class JoinSet(Generic[T]):
                 _report_unobserved(task)
 
     def spawn(
-        self, fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None
+        self,
+        fn: Callable[[Unpack[PosArgT]], Awaitable[T]],
+        *args: *PosArgT,
+        name: str | None = None,
     ) -> JoinHandle[T]:
-        """Start ``fn(*args)`` in this set. Returns a handle, which may be ignored."""
+        """Start ``fn(*args)`` in this set. Returns a handle, which may be ignored.
+
+        Args:
+            fn: An async function (not a coroutine object: pass the function and its
+                arguments).
+            *args: Positional arguments for ``fn``.
+            name: A name for the registry and logs; defaults to ``fn``'s qualified name.
+
+        Raises:
+            RuntimeError: the set is not open.
+            TypeError: ``fn`` is not an async function, or ``fn(*args)`` can't be called.
+        """
         if self._nursery is None:
             raise RuntimeError("JoinSet.spawn() needs an open set: use 'async with JoinSet()'")
-        task = _start(self._nursery, self._registry, fn, args, name)
+        task = _start(self._nursery, self._registry, fn, args, name, "JoinSet.spawn")
         task.joinset = self
         self._running[task.id] = task
         return JoinHandle(task)
@@ -568,10 +628,22 @@ class JoinSet(Generic[T]):
         for task in list(self._running.values()):
             _abort(task)
 
-    async def join_next(self) -> T | None:
-        """The next result in completion order, or None when the set is empty.
+    async def join_next(self) -> Joined[T] | None:
+        """The next result in completion order, or None only when the set is empty.
 
-        Raises the task's own exception if it failed, or JoinError if it was cancelled.
+        Tokio's ``join_next() -> Option<Result<T>>`` in Python's shape: the value comes back
+        wrapped in :class:`Joined` (so a task that returned None is not mistaken for the end),
+        and a failure is raised, never returned::
+
+            while (joined := await tasks.join_next()) is not None:
+                use(joined.value)
+
+        Returns:
+            The task's id, name and value; None when no task is left.
+
+        Raises:
+            JoinError: the task was cancelled (``abort()``, ``abort_all()``).
+            BaseException: the task's own exception, as itself.
 
         Cancellation: a cancelled call takes no result; the next call gets it.
         """
@@ -585,21 +657,21 @@ class JoinSet(Generic[T]):
                 self._wakeup = trio.Event()
             await self._wakeup.wait()
         task = self._finished.popleft()
-        return task.outcome()  # type: ignore[no-any-return]
+        return Joined(task.id, task.name, task.outcome())
 
     async def join_all(self) -> list[T]:
         """Wait for every task; return their values in completion order."""
         results: list[T] = []
-        while not self.is_empty():
-            results.append(await self.join_next())  # type: ignore[arg-type]
+        while (joined := await self.join_next()) is not None:
+            results.append(joined.value)
         return results
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[T]:
-        while not self.is_empty():
-            yield await self.join_next()  # type: ignore[misc]
+        while (joined := await self.join_next()) is not None:
+            yield joined.value
 
 
 def current_task_id() -> int | None:

@@ -11,6 +11,7 @@ import trio.testing
 
 import runtime
 from runtime import JoinError, JoinSet
+from runtime.rt import Joined
 
 pytestmark = pytest.mark.usefixtures("task_scope_path")
 
@@ -27,10 +28,12 @@ async def test_completion_order(rt: runtime.Runtime, autojump_clock: trio.abc.Cl
         tasks.spawn(after, 2, "middle")
         assert len(tasks) == 3
         start = trio.current_time()
-        assert await tasks.join_next() == "fast"
+        first = await tasks.join_next()
+        assert first is not None and first.value == "fast"
         assert trio.current_time() - start == pytest.approx(1)
-        assert await tasks.join_next() == "middle"
-        assert await tasks.join_next() == "slow"
+        second, third = await tasks.join_next(), await tasks.join_next()
+        assert second is not None and second.value == "middle"
+        assert third is not None and third.value == "slow"
         assert await tasks.join_next() is None
         assert len(tasks) == 0
 
@@ -58,17 +61,17 @@ async def test_failure_is_raised_by_join_next_and_others_continue(
 
     async with JoinSet[str]() as tasks:
         tasks.spawn(boom)
-        tasks.spawn(after, 2, "survivor")
+        survivor = tasks.spawn(after, 2, "survivor")
         with pytest.raises(KeyError):
             await tasks.join_next()
-        assert await tasks.join_next() == "survivor"
+        assert await tasks.join_next() == Joined(survivor.id, "after", "survivor")
 
 
 async def test_abort_all(rt: runtime.Runtime, autojump_clock: trio.abc.Clock) -> None:
     async with JoinSet[str]() as tasks:
-        tasks.spawn(after, 1, "done")
+        done = tasks.spawn(after, 1, "done", name="done")
         tasks.spawn(after, 100, "never")
-        assert await tasks.join_next() == "done"
+        assert await tasks.join_next() == Joined(done.id, "done", "done")
         tasks.abort_all()
         with pytest.raises(JoinError) as info:
             await tasks.join_next()
@@ -100,7 +103,8 @@ async def test_leaving_the_block_cancels_and_awaits(
 async def test_works_without_a_runtime(autojump_clock: trio.abc.Clock) -> None:
     async with JoinSet[str]() as tasks:
         tasks.spawn(after, 1, "plain trio")
-        assert await tasks.join_next() == "plain trio"
+        joined = await tasks.join_next()
+        assert joined is not None and joined.unwrap() == "plain trio"
 
 
 async def test_spawn_on_closed_set_is_an_error(rt: runtime.Runtime) -> None:
@@ -131,7 +135,8 @@ async def test_join_next_cancelled_loses_nothing(
         with trio.move_on_after(1):
             await tasks.join_next()
         assert len(tasks) == 1
-        assert await tasks.join_next() == "late"
+        joined = await tasks.join_next()
+        assert joined is not None and joined.value == "late"
 
 
 def test_system_exit_from_join_next_propagates_as_itself() -> None:
@@ -148,3 +153,53 @@ def test_system_exit_from_join_next_propagates_as_itself() -> None:
         runtime.run(main, config=runtime.RuntimeConfig(handle_signals=False))
     assert type(info.value) is SystemExit
     assert info.value.code == 4
+
+
+async def test_join_next_tells_a_task_that_returned_none_from_an_empty_set(
+    rt: runtime.Runtime,
+) -> None:
+    async def nothing() -> None:
+        await trio.sleep(0)
+
+    async with JoinSet[None]() as tasks:
+        ids = {tasks.spawn(nothing).id for _ in range(3)}
+        joined_ids = set()
+        while (joined := await tasks.join_next()) is not None:
+            assert joined.value is None
+            joined_ids.add(joined.id)
+        assert joined_ids == ids  # the loop saw every task, not just the first None
+
+
+async def coroutine_function() -> None:
+    await trio.sleep(0)
+
+
+def sync_function() -> int:
+    return 1
+
+
+async def test_spawn_refuses_a_coroutine_object_up_front(rt: runtime.Runtime) -> None:
+    coro = coroutine_function()
+    with pytest.raises(TypeError, match=r"got a coroutine object.*spawn\(fn, \*args\)"):
+        runtime.spawn(coro)  # type: ignore[arg-type]
+    assert coro.cr_frame is None  # closed: no "never awaited" warning on top
+    async with JoinSet[None]() as tasks:
+        coro = coroutine_function()
+        with pytest.raises(TypeError, match="got a coroutine object"):
+            tasks.spawn(coro)  # type: ignore[arg-type]
+        assert len(tasks) == 0
+    assert rt.statistics().spawned == 0
+
+
+async def test_spawn_refuses_a_sync_function_up_front(rt: runtime.Runtime) -> None:
+    with pytest.raises(TypeError, match=r"async function.*sync_function.*returned 1"):
+        runtime.spawn(sync_function)  # type: ignore[arg-type]
+    async with JoinSet[int]() as tasks:
+        with pytest.raises(TypeError, match="async function"):
+            tasks.spawn(sync_function)  # type: ignore[arg-type]
+    assert rt.statistics().spawned == 0
+
+
+async def test_spawn_with_wrong_arguments_fails_at_the_call(rt: runtime.Runtime) -> None:
+    with pytest.raises(TypeError, match="positional argument"):
+        runtime.spawn(after, 1)  # type: ignore[call-arg]
