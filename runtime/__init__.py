@@ -9,7 +9,10 @@ Each layer is importable on its own for the rest:
 * ``runtime.io``: codecs and Framed;
 * ``runtime.net``: streams, listeners, the server, worker processes;
 * ``runtime.service``: Service, Layer, ServiceBuilder and the middleware;
-* ``runtime.testing``: the mock service for middleware tests.
+* ``runtime.testing``: the mock service for middleware tests, an in-memory transport.
+
+The layers are attributes (``runtime.time.sleep``) but not part of ``__all__``: ``from runtime
+import *`` brings the names above, never a ``time`` or ``io`` that would shadow the stdlib's.
 """
 
 from __future__ import annotations
@@ -113,25 +116,19 @@ __all__ = [
     "TcpStream",
     "broadcast",
     "current",
-    "io",
     "main",
     "move_on_after",
     "move_on_at",
     "mpsc",
-    "net",
     "oneshot",
     "open_runtime",
-    "rt",
     "run",
     "serve",
-    "service",
     "service_fn",
     "sleep",
     "sleep_until",
     "spawn",
     "spawn_blocking",
-    "sync",
-    "time",
     "timeout",
     "timeout_at",
     "watch",

@@ -7,9 +7,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runtime"
 
-# Lowest first. A module may import its own layer and any layer listed before it.
-ORDER = ["rt", "metrics", "time", "sync", "io", "net", "service", "http", "proxy", "testing"]
+# Lowest first, as in DESIGN.md. A module may import its own layer and any layer listed
+# before it. ``testing`` stands beside the stack: it may import any layer, no layer imports it.
+ORDER = ["rt", "time", "sync", "io", "net", "service", "metrics", "http", "admin", "proxy"]
+BESIDE = "testing"
 RANK = {name: rank for rank, name in enumerate(ORDER)}
+RANK[BESIDE] = len(ORDER)  # above everything: nothing below may import it
+
+DESIGN = PACKAGE.parent.parent / "shared" / "DESIGN.md"
 
 
 def _layer_of_module(module: str) -> str | None:
@@ -68,3 +73,29 @@ def test_checker_sees_an_upward_import(tmp_path: Path) -> None:
         "runtime/rt/bad.py:1 (rt) imports runtime.net (net)",
         "runtime/rt/bad.py:2 (rt) imports runtime.service (service)",
     ]
+
+
+def test_every_package_in_runtime_is_a_known_layer() -> None:
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert packages <= set(RANK), f"add {packages - set(RANK)} to ORDER (and to DESIGN.md)"
+
+
+def test_the_order_is_the_one_design_md_states() -> None:
+    if not DESIGN.exists():
+        import pytest
+
+        pytest.skip(f"{DESIGN} is not beside this checkout")
+    text = DESIGN.read_text(encoding="utf-8")
+    assert "The order, bottom up: " + ", ".join(ORDER) + "." in text.replace("\n", " ")
+
+
+def test_star_import_does_not_shadow_the_stdlib() -> None:
+    import sys
+
+    import runtime
+
+    namespace: dict[str, object] = {}
+    exec("from runtime import *", namespace)
+    shadowed = {name for name in namespace if name in sys.stdlib_module_names}
+    assert shadowed == set()
+    assert set(runtime.__all__) <= set(dir(runtime))
