@@ -1,9 +1,10 @@
 """The echo servers that benchmarks/echo.py compares. Each prints its listening line.
 
---impl runtime   the project's echo server (runtime.net streams on the reactor)
---impl trio      plain trio.serve_tcp + SocketStream, the baseline
---impl asyncio   asyncio streams
---impl uvloop    asyncio streams on uvloop
+--impl runtime-bare  a bare accept loop on the runtime's streams, without the Server (the
+                    "runtime" row of benchmarks/echo.py is examples/echo_server.py itself)
+--impl trio          plain trio.serve_tcp + SocketStream, the baseline
+--impl asyncio       asyncio streams
+--impl uvloop        asyncio streams on uvloop
 """
 
 from __future__ import annotations
@@ -76,10 +77,10 @@ async def asyncio_server(port: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--impl", required=True, choices=["runtime", "trio", "asyncio", "uvloop"])
+    p.add_argument("--impl", required=True, choices=["runtime-bare", "trio", "asyncio", "uvloop"])
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
-    if args.impl == "runtime":
+    if args.impl == "runtime-bare":
         run_runtime(args.port)
     elif args.impl == "trio":
         try:

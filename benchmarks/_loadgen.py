@@ -1,10 +1,13 @@
-"""Echo load generator for benchmarks/echo.py: N connections, each sends and awaits its echo.
+"""The FALLBACK echo load client for benchmarks/echo.py, used only without a C compiler.
 
-Written on asyncio Protocols (uvloop when installed) so that the client is cheaper per message
-than any server under test; it reports its own CPU use so the benchmark can show that the
-client was not the bottleneck. Bounded in time (--duration) and in count (--max-messages).
+N connections, each sends a message and awaits its echo, on asyncio Protocols (uvloop when
+installed). The real client is benchmarks/echo_client.c: a Python client costs about as much
+per message as the servers it measures, batches differently, and so changes the ratios
+between servers, not only the absolute numbers. benchmarks/echo.py says so when it uses this.
+Bounded in time (--duration) and in count (--max-messages).
 
-Prints one JSON object: msgs_per_s, p50_us, p99_us, messages, client_cpu_pct, errors.
+Prints one JSON object with the native client's keys: messages, msgs_per_s, p50_us, p99_us,
+errors, client_cpu_pct, total_messages (warm-up included), client ("python").
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class EchoClient(asyncio.Protocol):
         self.received += len(data)
         if self.received >= len(self.payload):
             stats = self.stats
+            stats.total += 1
             if stats.recording:
                 stats.latencies.append(time.perf_counter() - self.sent_at)
             if stats.running and len(stats.latencies) < stats.max_messages:
@@ -64,6 +68,7 @@ class Stats:
         self.recording = False
         self.idle = 0
         self.errors = 0
+        self.total = 0
         self.done = asyncio.Event()
 
 
@@ -95,12 +100,14 @@ async def run(
         t.close()
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return {
+        "client": "python",
         "msgs_per_s": count / elapsed,
         "p50_us": lat[count // 2] * 1e6 if count else 0.0,
         "p99_us": lat[min(count - 1, int(count * 0.99))] * 1e6 if count else 0.0,
         "messages": count,
         "client_cpu_pct": 100 * cpu / elapsed,
         "errors": stats.errors,
+        "total_messages": stats.total,
     }
 
 
