@@ -38,11 +38,7 @@ LIMITERS = frozenset({"Semaphore", "CapacityLimiter"})
 DEADLINE_KEYWORDS = frozenset({"deadline", "relative_deadline"})
 """``trio.CancelScope`` keywords that make it a timer."""
 
-ALLOWED: dict[tuple[str, str], str] = {
-    ("runtime/net/_workers.py", "Supervisor._start"): "not converted yet",
-    ("runtime/net/_workers.py", "Supervisor._watch"): "not converted yet",
-    ("runtime/net/_workers.py", "Supervisor.run"): "not converted yet",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 """``(file, function qualname) -> reason``: runtime/net only, to be emptied."""
 
 
