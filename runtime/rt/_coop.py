@@ -32,17 +32,19 @@ budget can refill each other's turns, so such a task yields less often than the 
 (it still checks for cancellation on every operation).
 
 The fast path reads three private attributes of ``trio.lowlevel.Task`` (the cancel status and
-the two checkpoint counters used by ``trio.testing``). If a future Trio drops them, the module
-falls back to public API: ``current_effective_deadline()`` for cancellation, and task identity
-alone for turns (which only makes tasks yield earlier).
+the two checkpoint counters used by ``trio.testing``), through :mod:`runtime._trio_internals`,
+which tests them at import. If a future Trio changes them, the module falls back to public
+API: ``current_effective_deadline()`` for cancellation, and task identity alone for turns
+(which only makes tasks yield earlier).
 """
 
 from __future__ import annotations
 
 from math import inf
 
-import attrs
 import trio
+
+from .. import _trio_internals
 
 _DEFAULT_BUDGET = 128
 
@@ -56,15 +58,9 @@ _checkpoint = trio.lowlevel.checkpoint
 _effective_deadline = trio.current_effective_deadline
 
 
-def _task_has_private_counters() -> bool:
-    try:
-        fields = attrs.fields_dict(trio.lowlevel.Task)
-    except (TypeError, attrs.exceptions.NotAnAttrsClassError):  # pragma: no cover
-        return False
-    return {"_cancel_status", "_schedule_points", "_cancel_points"} <= fields.keys()
-
-
-_FAST = _task_has_private_counters()
+_FAST = _trio_internals.COUNTERS_OK
+_schedule_points = _trio_internals.schedule_points
+_try_cancel_point = _trio_internals.try_cancel_point
 
 
 def set_budget(size: int) -> int:
@@ -109,20 +105,18 @@ def _try_consume_budget_fast() -> bool:
     """
     global _turn_task, _turn_mark, _remaining
     task = _current_task()
-    if task is _turn_task and task._schedule_points == _turn_mark:
+    mark = _schedule_points(task)
+    if task is _turn_task and mark == _turn_mark:
         _remaining -= 1
         if _remaining <= 0:
             return False
     else:
         _turn_task = task
-        _turn_mark = task._schedule_points
+        _turn_mark = mark
         _remaining = _budget_size - 1
         if _remaining <= 0:
             return False
-    if task._cancel_status.effectively_cancelled:
-        return False
-    task._cancel_points += 1
-    return True
+    return _try_cancel_point(task)
 
 
 def _try_consume_budget_public() -> bool:
@@ -168,7 +162,7 @@ def has_budget() -> bool:
     task = _current_task()
     if task is not _turn_task:
         return _budget_size > 1
-    if _FAST and task._schedule_points != _turn_mark:
+    if _FAST and _schedule_points(task) != _turn_mark:
         return _budget_size > 1
     return _remaining > 1
 

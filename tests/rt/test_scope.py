@@ -13,12 +13,6 @@ from runtime.rt import _scope
 pytestmark = pytest.mark.usefixtures("task_scope_path")
 
 
-def test_the_installed_trio_supports_the_direct_path() -> None:
-    # If a Trio upgrade changes its internals, the runtime falls back to the public protocol;
-    # this test says so loudly instead of letting spawn quietly get slower.
-    assert _scope._probe() is not None
-
-
 async def test_abort_while_blocked(rt: runtime.Runtime) -> None:
     started = trio.Event()
 

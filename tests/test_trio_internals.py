@@ -1,0 +1,111 @@
+"""runtime._trio_internals: the private Trio paths behave as the runtime assumes.
+
+If a Trio upgrade breaks one, the runtime falls back to public API (slower, same behaviour);
+these tests say so loudly instead of letting it happen quietly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from runtime import _trio_internals as internals
+
+
+def test_the_installed_trio_passes_both_self_tests() -> None:
+    assert internals.SPLICE_OK
+    assert internals.COUNTERS_OK
+
+
+async def test_the_splice_probe_passes_inside_a_running_trio() -> None:
+    assert await internals._probe_splice()
+
+
+async def test_the_counter_probe_passes_inside_a_running_trio() -> None:
+    assert await internals._probe_counters()
+
+
+async def test_a_spliced_scope_cancels_its_task_and_only_it_and_shields_hold() -> None:
+    inside_shield = trio.Event()
+    release = trio.Event()
+    log: list[str] = []
+    tasks: list[trio.lowlevel.Task] = []
+
+    async def target() -> None:
+        tasks.append(trio.lowlevel.current_task())
+        with trio.CancelScope(shield=True):
+            inside_shield.set()
+            await release.wait()
+            log.append("shield done")
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            log.append("target cancelled")
+            raise
+
+    async def bystander() -> None:
+        await release.wait()
+        log.append("bystander ran on")
+
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(target)
+        nursery.start_soon(bystander)
+        await inside_shield.wait()
+        assert internals.splice(scope, tasks[0])
+        scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert log == []  # the shield inside the task holds
+        release.set()
+    assert sorted(log) == ["bystander ran on", "shield done", "target cancelled"]
+    assert log.index("shield done") < log.index("target cancelled")
+
+
+async def test_splice_refuses_a_scope_that_was_entered() -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep_forever)
+        await trio.testing.wait_all_tasks_blocked()
+        child = next(iter(nursery.child_tasks))
+        with trio.CancelScope() as used:
+            pass
+        assert not internals.splice(used, child)
+        nursery.cancel_scope.cancel()
+
+
+async def test_try_cancel_point_counts_and_sees_cancellation() -> None:
+    task = trio.lowlevel.current_task()
+    before = internals.schedule_points(task)
+    await trio.lowlevel.checkpoint()
+    assert internals.schedule_points(task) == before + 1
+    assert internals.try_cancel_point(task)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        assert not internals.try_cancel_point(task)
+    with trio.CancelScope(shield=True), trio.CancelScope() as inner:
+        assert internals.try_cancel_point(task)  # not cancelled: only its sibling was
+        inner.cancel()
+        assert not internals.try_cancel_point(task)
+
+
+def test_a_broken_private_path_fails_its_self_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(task: Any) -> bool:
+        return bool(task._no_such_counter)
+
+    monkeypatch.setattr(internals, "try_cancel_point", broken)
+    assert not internals._self_test_counters()
+    monkeypatch.setattr(internals, "_CancelStatus", None)
+    assert not internals._self_test_splice()
+
+
+async def test_splice_is_off_when_the_cancel_tree_is_not_understood(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(internals, "_CancelStatus", None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep_forever)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not internals.splice(trio.CancelScope(), next(iter(nursery.child_tasks)))
+        nursery.cancel_scope.cancel()
