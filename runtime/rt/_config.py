@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
 @attrs.frozen
@@ -40,15 +30,15 @@ class RuntimeConfig:
             the main thread. Default True.
     """
 
-    shutdown_grace: float = attrs.field(default=10.0, validator=_non_negative)
-    max_blocking_threads: int = attrs.field(default=64, validator=_positive)
+    shutdown_grace: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
+    max_blocking_threads: int = attrs.field(default=64, validator=attrs.validators.gt(0))
     unhandled: Literal["log", "raise"] = attrs.field(
         default="log", validator=attrs.validators.in_(("log", "raise"))
     )
-    coop_budget: int = attrs.field(default=128, validator=_positive)
-    timer_tick: float = attrs.field(default=0.001, validator=_positive)
-    timer_levels: int = attrs.field(default=6, validator=_positive)
-    timer_slots: int = attrs.field(default=64, validator=_positive)
+    coop_budget: int = attrs.field(default=128, validator=attrs.validators.gt(0))
+    timer_tick: float = attrs.field(default=0.001, validator=attrs.validators.gt(0))
+    timer_levels: int = attrs.field(default=6, validator=attrs.validators.gt(0))
+    timer_slots: int = attrs.field(default=64, validator=attrs.validators.gt(0))
     handle_signals: bool = True
 
     @timer_slots.validator

@@ -176,9 +176,10 @@ async def test_cancelled_spawn_blocking_abandons_result_not_work(rt: runtime.Run
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("shutdown_grace", -1, "shutdown_grace must be >= 0"),
-        ("max_blocking_threads", 0, "max_blocking_threads must be > 0"),
-        ("coop_budget", 0, "coop_budget must be > 0"),
+        ("shutdown_grace", -1, "'shutdown_grace' must be >= 0"),
+        ("max_blocking_threads", 0, "'max_blocking_threads' must be > 0"),
+        ("coop_budget", 0, "'coop_budget' must be > 0"),
+        ("timer_tick", 0.0, "'timer_tick' must be > 0"),
         ("timer_slots", 48, "power of two"),
         ("unhandled", "ignore", "unhandled"),
     ],
