@@ -30,7 +30,15 @@ import trio
 
 from . import _coop
 from ._config import RuntimeConfig
-from ._task import JoinHandle, TaskInfo, _Registry, _start, _Task, unwrap_group
+from ._task import (
+    JoinHandle,
+    TaskInfo,
+    _Registry,
+    _start,
+    _Task,
+    current_registry,
+    unwrap_group,
+)
 
 T = TypeVar("T")
 PosArgT = TypeVarTuple("PosArgT")
@@ -147,7 +155,8 @@ class Runtime:
             shutting_down=self._shutdown is not None,
         )
 
-    def _task_ended(self, task: _Task) -> None:
+    def task_ended(self, task: _Task) -> None:
+        """Registry callback: count what the shutdown drained and what it cancelled."""
         state = self._shutdown
         if state is not None:
             if task.state.value == "cancelled":
@@ -155,7 +164,8 @@ class Runtime:
             else:
                 state.finished_since += 1
 
-    def _unobserved_failure(self, what: str, error: BaseException) -> None:
+    def unobserved_failure(self, what: str, error: BaseException) -> None:
+        """Registry callback: a failure nobody can await. Logged, or fatal with "raise"."""
         if self.config.unhandled == "raise":
             logger.error("%s failed and nobody awaited it; stopping the runtime", what)
             if self._fatal is None:
@@ -252,6 +262,7 @@ class Runtime:
                 grace,
             )
             self._shutdown_event.set()
+            self._registry.notify_ends = True  # count what drains and what is cancelled
         if now + grace < state.deadline:
             state.deadline = now + grace
             state.grace = state.deadline - state.started_at
@@ -443,6 +454,7 @@ async def open_runtime(config: RuntimeConfig | None = None) -> AsyncIterator[Run
     rt = Runtime(config)
     previous_budget = _coop.set_budget(config.coop_budget)
     token = _current_runtime.set(rt)
+    registry_token = current_registry.set(rt._registry)
     error: BaseException | None = None
     try:
         async with trio.open_nursery() as system:
@@ -471,6 +483,7 @@ async def open_runtime(config: RuntimeConfig | None = None) -> AsyncIterator[Run
     finally:
         rt._system_nursery = None
         _current_runtime.reset(token)
+        current_registry.reset(registry_token)
         _coop.set_budget(previous_budget)
     if error is not None:
         raise error

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextvars import ContextVar
 from types import CoroutineType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, TypeVarTuple, Unpack
 
 import attrs
 import trio
@@ -37,8 +37,6 @@ from . import _scope
 if TYPE_CHECKING:
     from typing import Self
 
-    from ._runtime import Runtime
-
 T = TypeVar("T")
 PosArgT = TypeVarTuple("PosArgT")
 
@@ -46,6 +44,8 @@ logger = logging.getLogger("runtime.task")
 
 _ids = itertools.count(1)
 _current_task: ContextVar[_Task | None] = ContextVar("runtime_current_task", default=None)
+current_registry: ContextVar[_Registry | None] = ContextVar("runtime_registry", default=None)
+"""The registry of the runtime running here (set by the runtime; a JoinSet reads it)."""
 
 
 class TaskState(enum.Enum):
@@ -334,8 +334,8 @@ def _report_unobserved(task: _Task) -> None:
     error = task.error
     assert error is not None
     registry = task.registry
-    if registry is not None and registry.runtime is not None:
-        registry.runtime._unobserved_failure(task.describe(), error)
+    if registry is not None and registry.owner is not None:
+        registry.owner.unobserved_failure(task.describe(), error)
     else:
         logger.error("%s failed and nobody awaited it", task.describe(), exc_info=error)
 
@@ -405,6 +405,20 @@ class JoinHandle(Generic[T]):
         return f"<JoinHandle {self._task.describe()} {self._task.state.value}>"
 
 
+class TaskOwner(Protocol):
+    """What the registry tells the runtime that owns it (the runtime implements it).
+
+    This module knows the runtime only through this protocol, so it imports nothing from
+    ``_runtime`` and there is no import cycle.
+    """
+
+    def task_ended(self, task: _Task) -> None:
+        """A task left the registry (``task.state`` says how it ended)."""
+
+    def unobserved_failure(self, what: str, error: BaseException) -> None:
+        """A task failed and nobody can await it any more: log it, or stop the runtime."""
+
+
 class _Registry:
     """Live tasks by id, plus counters. Finished tasks leave at once, so memory stays flat."""
 
@@ -413,15 +427,17 @@ class _Registry:
         "completed",
         "failed",
         "live",
+        "notify_ends",
         "now",
-        "runtime",
+        "owner",
         "spawned",
         "sweep_at",
         "unobserved",
     )
 
-    def __init__(self, runtime: Runtime | None) -> None:
-        self.runtime = runtime
+    def __init__(self, owner: TaskOwner | None) -> None:
+        self.owner = owner
+        self.notify_ends = False  # the owner sets it when it wants task_ended() (a shutdown)
         # Trio's clock, read without the two wrapper layers of trio.current_time().
         self.now: Callable[[], float] = trio.lowlevel.current_clock().current_time
         self.live: dict[int, _Task] = {}
@@ -466,9 +482,9 @@ class _Registry:
             self.failed += 1
         else:
             self.cancelled += 1
-        runtime = self.runtime
-        if runtime is not None and runtime._shutdown is not None:
-            runtime._task_ended(task)
+        if self.notify_ends:
+            assert self.owner is not None
+            self.owner.task_ended(task)
 
 
 def _call(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], what: str) -> Awaitable[Any]:
@@ -550,10 +566,7 @@ class JoinSet(Generic[T]):
         self._registry: _Registry | None = None
 
     async def __aenter__(self) -> Self:
-        from ._runtime import try_current
-
-        rt = try_current()
-        self._registry = rt._registry if rt is not None else None
+        self._registry = current_registry.get()
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         return self

@@ -210,3 +210,16 @@ async def test_services_are_per_runtime(rt: runtime.Runtime) -> None:
     first = rt.service("key", factory)
     assert rt.service("key", factory) is first
     await started.wait()
+
+
+def test_the_task_module_does_not_import_the_runtime_module() -> None:
+    import ast
+    from pathlib import Path
+
+    import runtime.rt._task as task_module
+
+    tree = ast.parse(Path(task_module.__file__).read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert "_runtime" not in imported  # no rt._runtime <-> rt._task cycle
