@@ -1,0 +1,249 @@
+"""Every benchmark script still runs, in its shortest mode; the native echo client is correct.
+
+The smoke runs assert an exit status of 0 and that a ratio line was printed, never a number:
+the figures of a run this short mean nothing. The echo client's tests run it against small
+threaded servers that misbehave on purpose (byte-at-a-time echoes, a server that reads a
+whole large message before answering, resets, wrong echoes, nothing listening).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+# script, arguments for its shortest mode, a regex for its ratio line
+# (echo.py has its own, closer test below.)
+SMOKE_RUNS = [
+    ("spawn.py", ["--tasks", "200", "--rounds", "1"], r"ratio vs start_soon\+Event = \d+\.\d+"),
+    (
+        "channels.py",
+        ["--items", "2000", "--rounds", "1", "--fanout-items", "100", "--subscribers", "4"],
+        r"broadcast .*\n.*\d+\.\d+x",
+    ),
+    # timers.py has no option for its 200,000 operations per loop: ~9 s is its floor.
+    ("timers.py", ["--timers", "1000", "--rounds", "1", "--spread", "0.1"], r"ratio \d+\.\d+"),
+    ("service.py", ["--calls", "64", "--rounds", "1"], r"stack = \d+\.\d+"),
+]
+
+
+def run_script(script: str, args: list[str], timeout: float = 100) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("script", "args", "ratio_line"), SMOKE_RUNS, ids=[r[0] for r in SMOKE_RUNS]
+)
+def test_benchmark_runs_in_smoke_mode(script: str, args: list[str], ratio_line: str) -> None:
+    out = run_script(script, args)
+    assert re.search(ratio_line, out), out
+
+
+def test_every_benchmark_script_has_a_smoke_run() -> None:
+    scripts = {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == {"echo.py"} | {script for script, _, _ in SMOKE_RUNS}
+
+
+@pytest.mark.timeout(120)
+def test_echo_smoke_exercises_every_path() -> None:
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler: the native client cannot be built")
+    out = run_script("echo.py", ["--smoke"])
+    assert re.search(r"ratio runtime/trio \d+\.\d+x", out)
+    assert "client: native C client" in out
+    for impl in ["runtime", "trio", "asyncio"]:
+        assert re.search(rf"^\s+\d+\s+\d+\s+{impl} ", out, re.MULTILINE), impl
+    assert "paired runs" in out
+    assert re.search(r"ratio runtime/trio .* both clients together used", out)
+    assert re.search(r"runtime: \d+ KB -> \d+ KB", out)
+    assert "top 5 by tottime" in out
+    assert "SMOKE RUN" in out
+    assert re.search(r"(PASS|MISS)  runtime Server RSS per idle connection", out)
+
+
+@pytest.mark.timeout(120)
+def test_echo_fallback_client_says_so() -> None:
+    out = run_script(
+        "echo.py",
+        ["--smoke", "--client", "python", "--impls", "runtime,trio", "--no-paired"],
+    )
+    assert "client: PYTHON FALLBACK" in out
+    assert "NOT comparable" in out
+    assert re.search(r"ratio runtime/trio \d+\.\d+x", out)
+
+
+# -- the native client -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def echo_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("echo_benchmark", BENCHMARKS / "echo.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def client(echo_bench: ModuleType) -> Path:
+    binary, note = echo_bench.build_native_client()
+    if binary is None:
+        pytest.skip(f"native client not built: {note}")
+    assert isinstance(binary, Path)
+    return binary
+
+
+def run_client(client: Path, port: int, *args: str) -> tuple[int, dict[str, Any]]:
+    proc = subprocess.run(
+        [str(client), "--port", str(port), "--warmup", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+Handler = Callable[[socket.socket], None]
+
+
+@contextmanager
+def threaded_server(handler: Handler) -> Iterator[int]:
+    """A listening socket; each connection is handled by ``handler`` in its own thread."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    threads: list[threading.Thread] = []
+
+    def accept_loop() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.settimeout(20)
+            thread = threading.Thread(target=serve_one, args=(conn,), daemon=True)
+            threads.append(thread)
+            thread.start()
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            try:
+                handler(conn)
+            except OSError:
+                pass
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        acceptor.join(10)
+        for thread in threads:
+            thread.join(10)
+
+
+def byte_at_a_time(conn: socket.socket) -> None:
+    while data := conn.recv(1):
+        conn.sendall(data)
+
+
+def test_client_reassembles_an_echo_that_comes_back_a_byte_at_a_time(client: Path) -> None:
+    with threaded_server(byte_at_a_time) as port:
+        status, out = run_client(client, port, "--conns", "2", "--size", "16", "--duration", "0.3")
+    assert status == 0
+    assert out["errors"] == 0
+    assert out["messages"] > 0
+    assert out["total_messages"] >= out["messages"]
+
+
+def test_client_finishes_a_write_that_the_kernel_takes_in_parts(client: Path) -> None:
+    size = 16 << 20  # more than tcp_wmem's maximum (4 MiB by default): send() returns short
+
+    def read_all_then_echo(conn: socket.socket) -> None:
+        while True:
+            message = bytearray()
+            while len(message) < size:
+                chunk = conn.recv(size - len(message))
+                if not chunk:
+                    return
+                message += chunk
+            conn.sendall(message)
+
+    with threaded_server(read_all_then_echo) as port:
+        status, out = run_client(
+            client, port, "--conns", "1", "--size", str(size), "--duration", "0.3"
+        )
+    assert status == 0
+    assert out["errors"] == 0
+    assert out["total_messages"] > 0
+
+
+def test_client_counts_a_reset_as_an_error_and_reports(client: Path) -> None:
+    def reset_after_first_message(conn: socket.socket) -> None:
+        conn.recv(64)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    with threaded_server(reset_after_first_message) as port:
+        status, out = run_client(client, port, "--conns", "3", "--duration", "10")
+    assert status == 0  # every connection died, but they had connected: a result, not a crash
+    assert out["errors"] == 3
+    assert out["connect_errors"] == 0
+    assert out["messages"] == 0
+    assert out["last_error"] == "Connection reset by peer"
+
+
+def test_client_counts_a_wrong_echo_as_an_error(client: Path) -> None:
+    def wrong_echo(conn: socket.socket) -> None:
+        while data := conn.recv(64):
+            conn.sendall(b"z" * len(data))
+
+    with threaded_server(wrong_echo) as port:
+        status, out = run_client(client, port, "--conns", "2", "--duration", "10")
+    assert status == 0
+    assert out["errors"] == 2
+    assert out["messages"] == 0
+
+
+def test_client_gives_up_connecting_after_its_timeout(client: Path) -> None:
+    with socket.socket() as unused:  # a port that nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        status, out = run_client(client, port, "--conns", "4", "--connect-timeout", "0.1")
+    assert status == 2
+    assert out["connect_errors"] == 4
+    assert out["errors"] == 4
+    assert out["last_error"] == "Connection refused"
+
+
+def test_client_rejects_bad_arguments(client: Path) -> None:
+    proc = subprocess.run(
+        [str(client), "--conns", "4"], capture_output=True, text=True, timeout=10, check=False
+    )
+    assert proc.returncode == 2
+    assert "usage" in proc.stderr
