@@ -45,15 +45,20 @@ def run_runtime(port: int) -> None:
             except trio.BrokenResourceError:
                 pass
 
+    async def accept_loop(listener: TcpListener, nursery: trio.Nursery) -> None:
+        while True:
+            for stream in await listener.accept_batch():
+                nursery.start_soon(handler, stream)
+
     async def main() -> None:
         listener = TcpListener.bind("127.0.0.1", port)
         print(f"listening on tcp://127.0.0.1:{listener.port}", flush=True)
         async with trio.open_nursery() as nursery:
-            while True:
-                for stream in await listener.accept_batch():
-                    nursery.start_soon(handler, stream)
+            nursery.start_soon(accept_loop, listener, nursery)
+            await runtime.current().shutdown_requested()  # SIGTERM: stop, no drain
+            nursery.cancel_scope.cancel()
 
-    runtime.run(main, config=runtime.RuntimeConfig(shutdown_grace=0.5))
+    runtime.run(main, config=runtime.RuntimeConfig(shutdown_grace=5.0))
 
 
 async def asyncio_server(port: int) -> None:

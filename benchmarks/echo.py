@@ -418,8 +418,17 @@ def paired(setup: Setup, duration: float, rounds: int, conns_list: list[int]) ->
     return medians
 
 
-def idle_memory(setup: Setup, count: int) -> dict[str, float]:
-    """RSS per connection with ``count`` connections open, each having echoed one byte."""
+def idle_memory(setup: Setup, count: int, impls: Sequence[str]) -> dict[str, float]:
+    """RSS per connection with ``count`` connections open, in two states.
+
+    "accepted": every connection accepted and its handler waiting for a first read (only the
+    last connection has echoed, which proves the earlier ones were accepted). "used": then
+    each connection echoes one byte and goes quiet, the state of an idle keep-alive
+    connection, where lazily made per-connection state exists. The target reads "used".
+
+    Returns:
+        Bytes per connection in the "used" state, per implementation.
+    """
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     room = soft - 256  # this process holds the client ends; the server as many again
     if count > room:
@@ -432,11 +441,11 @@ def idle_memory(setup: Setup, count: int) -> dict[str, float]:
         print("idle memory: skipped, too few file descriptors")
         return {}
     print(
-        f"\nserver RSS per idle connection, {count} connections held open (each echoed 1 byte),"
-        " after one warm-up connection"
+        f"\nserver RSS per idle connection, {count} connections held open, after one warm-up"
+        " connection; accepted = handler waiting, used = each echoed 1 byte since"
     )
     per_conn: dict[str, float] = {}
-    for impl in ("runtime", "trio"):
+    for impl in impls:
         server = Server(setup, impl, max_connections=count + 64)
         socks: list[socket.socket] = []
         try:
@@ -446,16 +455,24 @@ def idle_memory(setup: Setup, count: int) -> dict[str, float]:
             before = server.rss_kb()
             for _ in range(count):
                 socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=30))
-            round_trip(socks[1:])
-            after = server.rss_kb()
+            round_trip(socks[-1:])
+            accepted = server.rss_kb()
+            round_trip(socks[1:-1])
+            used = server.rss_kb()
         finally:
             for s in socks:
                 s.close()
             server.stop()
-        per_conn[impl] = per = (after - before) * 1024 / count
-        print(f"  {impl:>8}: {before} KB -> {after} KB, {per:.0f} B per connection")
-    if len(per_conn) == 2:
-        print(f"  -> ratio runtime/trio {ratio(per_conn['runtime'], per_conn['trio']):.2f}x")
+        per_conn[impl] = per = (used - before) * 1024 / count
+        print(
+            f"  {impl:>12}: {before} KB -> accepted {accepted} KB -> used {used} KB: "
+            f"{(accepted - before) * 1024 / count:.0f} B per connection accepted, "
+            f"{per:.0f} B used"
+        )
+    if "runtime" in per_conn and "trio" in per_conn:
+        print(
+            f"  -> ratio runtime/trio {ratio(per_conn['runtime'], per_conn['trio']):.2f}x (used)"
+        )
     return per_conn
 
 
@@ -543,7 +560,7 @@ def report_targets(
         )
     per = rss.get("runtime")
     verdict(
-        "runtime Server RSS per idle connection",
+        "runtime Server RSS per idle connection (used)",
         per,
         f"<= {RSS_TARGET} B",
         per is not None and per <= RSS_TARGET,
@@ -646,7 +663,8 @@ def main(argv: list[str] | None = None) -> int:
     table = throughput(setup, impls, cases, args.duration, args.rounds)
     if not args.no_paired:
         paired(setup, args.duration, args.rounds, paired_conns)
-    rss = idle_memory(setup, args.idle_connections) if args.idle_connections else {}
+    rss_impls = [i for i in impls if i in ("runtime", "runtime-bare", "trio")]
+    rss = idle_memory(setup, args.idle_connections, rss_impls) if args.idle_connections else {}
     caveat = ""
     if args.smoke:
         caveat = " -- SMOKE RUN: tiny counts, the figures mean nothing"

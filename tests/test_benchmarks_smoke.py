@@ -79,10 +79,10 @@ def test_echo_smoke_exercises_every_path() -> None:
         assert re.search(rf"^\s+\d+\s+\d+\s+{impl} ", out, re.MULTILINE), impl
     assert "paired runs" in out
     assert re.search(r"ratio runtime/trio .* both clients together used", out)
-    assert re.search(r"runtime: \d+ KB -> \d+ KB", out)
+    assert re.search(r"runtime: \d+ KB -> accepted \d+ KB -> used \d+ KB", out)
     assert "top 5 by tottime" in out
     assert "SMOKE RUN" in out
-    assert re.search(r"(PASS|MISS)  runtime Server RSS per idle connection", out)
+    assert re.search(r"(PASS|MISS)  runtime Server RSS per idle connection \(used\)", out)
 
 
 @pytest.mark.timeout(120)
