@@ -31,6 +31,7 @@ from .net import ServerConfig as ServerConfig
 from .net import TcpListener as TcpListener
 from .net import TcpStream as TcpStream
 from .net import serve as serve
+from .rt import Joined as Joined
 from .rt import JoinError as JoinError
 from .rt import JoinHandle as JoinHandle
 from .rt import JoinSet as JoinSet
@@ -38,6 +39,7 @@ from .rt import NoRuntimeError as NoRuntimeError
 from .rt import Runtime as Runtime
 from .rt import RuntimeConfig as RuntimeConfig
 from .rt import RuntimeStatistics as RuntimeStatistics
+from .rt import ShutdownError as ShutdownError
 from .rt import TaskInfo as TaskInfo
 from .rt import TaskState as TaskState
 from .rt import current as current
@@ -96,6 +98,7 @@ __all__ = [
     "JoinError",
     "JoinHandle",
     "JoinSet",
+    "Joined",
     "Layer",
     "LengthDelimitedCodec",
     "LinesCodec",
@@ -106,6 +109,7 @@ __all__ = [
     "Runtime",
     "RuntimeConfig",
     "RuntimeStatistics",
+    "ShutdownError",
     "Semaphore",
     "ServerConfig",
     "Service",

@@ -33,6 +33,7 @@ from ._tls import tls_connect as tls_connect
 from ._tls import tls_handshake as tls_handshake
 from ._udp import UdpSocket as UdpSocket
 from ._workers import Supervisor as Supervisor
+from ._workers import WorkerStartError as WorkerStartError
 from ._workers import python_worker_argv as python_worker_argv
 from ._workers import reserve_port as reserve_port
 from ._workers import run_workers as run_workers
@@ -67,6 +68,7 @@ __all__ = [
     "TcpListener",
     "TcpStream",
     "Supervisor",
+    "WorkerStartError",
     "UdpSocket",
     "UnixListener",
     "UnixStream",

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import trio
@@ -78,8 +79,10 @@ class MemoryConnection(HalfCloseableConnection):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Bytes from the peer (at most ``max_bytes``); ``b""`` at end of stream."""
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving")
         self._receiving = True
