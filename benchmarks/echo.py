@@ -58,6 +58,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,11 @@ class Server:
         self.port = int(line.rsplit(":", 1)[1])
         self.returncode: int | None = None
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -253,15 +259,21 @@ def parse_client_output(stdout: str, returncode: int, stderr: str) -> Result:
     return result
 
 
-def load(setup: Setup, port: int, conns: int, size: int, duration: float) -> Result:
+def load(setup: Setup, server: Server, conns: int, size: int, duration: float) -> Result:
+    """One client run against ``server``; adds the server's CPU use over the whole run
+    (connect and warm-up included, so a little low) as ``server_cpu_pct``."""
+    cpu0, t0 = server.cpu_seconds(), time.monotonic()
     proc = subprocess.run(
-        setup.client_argv(port, conns, size, duration),
+        setup.client_argv(server.port, conns, size, duration),
         capture_output=True,
         text=True,
         timeout=duration + setup.warmup + 120,
         check=False,
     )
-    return parse_client_output(proc.stdout, proc.returncode, proc.stderr)
+    cpu, elapsed = server.cpu_seconds() - cpu0, time.monotonic() - t0
+    result = parse_client_output(proc.stdout, proc.returncode, proc.stderr)
+    result["server_cpu_pct"] = 100 * cpu / elapsed
+    return result
 
 
 def median_of(runs: list[Result]) -> Result:
@@ -273,6 +285,7 @@ def median_of(runs: list[Result]) -> Result:
         "p99_us": statistics.median(r["p99_us"] for r in runs),
         "client_cpu_pct": statistics.median(r["client_cpu_pct"] for r in runs),
         "client_cpu_max": max(r["client_cpu_pct"] for r in runs),
+        "server_cpu_pct": statistics.median(r["server_cpu_pct"] for r in runs),
         "errors": [int(r["errors"]) for r in runs],
     }
 
@@ -296,7 +309,7 @@ def throughput(
     )
     print(
         f"{'conns':>5} {'size':>6} {'impl':>12} {'msgs/s':>9} {'p50 us':>8} {'p99 us':>8} "
-        f"{'client cpu':>10} {'errors':>7} {'vs trio':>8} {'vs asyncio':>10}"
+        f"{'client cpu':>10} {'srv cpu':>7} {'errors':>6} {'vs trio':>8} {'vs asyncio':>10}"
     )
     table: dict[tuple[int, int], dict[str, Result]] = {}
     for conns, size in cases:
@@ -306,7 +319,7 @@ def throughput(
             for impl in impls[shift:] + impls[:shift]:
                 server = Server(setup, impl, max_connections=max(10_000, conns + 64))
                 try:
-                    runs[impl].append(load(setup, server.port, conns, size, duration))
+                    runs[impl].append(load(setup, server, conns, size, duration))
                 finally:
                     server.stop()
         results = {impl: median_of(impl_runs) for impl, impl_runs in runs.items()}
@@ -332,7 +345,8 @@ def print_case(conns: int, size: int, impls: list[str], results: dict[str, Resul
         r = results[impl]
         print(
             f"{conns:>5} {size:>6} {impl:>12} {r['msgs_per_s']:>9.0f} {r['p50_us']:>8.0f} "
-            f"{r['p99_us']:>8.0f} {r['client_cpu_pct']:>9.0f}% {fmt_errors(r['errors']):>7} "
+            f"{r['p99_us']:>8.0f} {r['client_cpu_pct']:>9.0f}% {r['server_cpu_pct']:>6.0f}% "
+            f"{fmt_errors(r['errors']):>6} "
             f"{ratio(r['msgs_per_s'], trio_rate):>8.2f} "
             f"{ratio(r['msgs_per_s'], asyncio_rate):>10.2f}"
         )
@@ -494,7 +508,7 @@ def profile(setup: Setup, path: Path, duration: float, conns: int, top: int) -> 
     )
     server = Server(setup, "runtime", prefix=["-m", "cProfile", "-o", str(path)])
     try:
-        result = load(setup, server.port, conns, 64, duration)
+        result = load(setup, server, conns, 64, duration)
     finally:
         status = server.stop()
     if status != 0 or not path.exists():
@@ -503,7 +517,9 @@ def profile(setup: Setup, path: Path, duration: float, conns: int, top: int) -> 
     served = int(result.get("total_messages", result["messages"])) or 1
     print(
         f"  {served} messages served (warm-up included), {result['msgs_per_s']:.0f} msgs/s "
-        f"under the profiler, errors {result['errors']}"
+        f"under the profiler, server CPU {result['server_cpu_pct']:.0f}%, "
+        f"errors {result['errors']}; epoll's tottime includes time blocked (idle or waiting "
+        "for core 0), not only CPU"
     )
     stats: Any = pstats.Stats(str(path))
     rows = [(func, cc, nc, tt, ct) for func, (cc, nc, tt, ct, _callers) in stats.stats.items()]
