@@ -6,9 +6,11 @@ cooperative budget of 1, the setting that gives Trio's behaviour back.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
+import sys
 
 import pytest
 import trio
@@ -21,9 +23,28 @@ from runtime.net._stream import SocketStream
 
 pytestmark = pytest.mark.usefixtures("trio_checkpoints")
 
+FORCED_FALLBACK = os.environ.get("TRIO_RUNTIME_REACTOR", "") == "trio"
+HAS_EPOLL = hasattr(select, "epoll")
+# The streams run on both reactors in every run: the epoll one (where this run has it) and a
+# FallbackReactor made for the test.
+KINDS = [
+    pytest.param(
+        "epoll",
+        marks=pytest.mark.skipif(
+            FORCED_FALLBACK or not HAS_EPOLL,
+            reason="no epoll reactor in this run (TRIO_RUNTIME_REACTOR=trio or not Linux)",
+        ),
+    ),
+    "fallback",
+]
+
 
 def _reactor(kind: str) -> Reactor:
-    return current_reactor() if kind == "epoll" else FallbackReactor()
+    if kind == "fallback":
+        return FallbackReactor()
+    reactor = current_reactor()
+    assert isinstance(reactor, EpollReactor)
+    return reactor
 
 
 def _fill(sock: socket.socket) -> None:
@@ -89,7 +110,7 @@ async def _unix_pair(kind: str) -> tuple[UnixStream, UnixStream]:
     return UnixStream(a, reactor=reactor), UnixStream(b, reactor=reactor)
 
 
-@pytest.mark.parametrize("kind", ["epoll", "fallback"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_tcp_stream_is_half_closeable(kind: str) -> None:
     async def maker() -> tuple[TcpStream, TcpStream]:
         return await _tcp_pair(kind)
@@ -102,7 +123,7 @@ async def test_tcp_stream_is_half_closeable(kind: str) -> None:
     await trio.testing.check_half_closeable_stream(maker, clogged)
 
 
-@pytest.mark.parametrize("kind", ["epoll", "fallback"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_unix_stream_is_half_closeable(kind: str) -> None:
     async def maker() -> tuple[UnixStream, UnixStream]:
         return await _unix_pair(kind)
@@ -124,7 +145,7 @@ async def test_tls_over_tcp_stream_is_a_two_way_stream() -> None:
     ca.configure_trust(client_ctx)
 
     async def maker() -> tuple[trio.SSLStream[TcpStream], trio.SSLStream[TcpStream]]:
-        raw_client, raw_server = await _tcp_pair("epoll")
+        raw_client, raw_server = await _tcp_pair("fallback" if FORCED_FALLBACK else "epoll")
         client = trio.SSLStream(raw_client, client_ctx, server_hostname="localhost")
         server = trio.SSLStream(raw_server, server_ctx, server_side=True)
         return client, server
@@ -134,5 +155,14 @@ async def test_tls_over_tcp_stream_is_a_two_way_stream() -> None:
     await trio.testing.check_two_way_stream(maker, None)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="epoll is Linux only")
+@pytest.mark.skipif(FORCED_FALLBACK, reason="TRIO_RUNTIME_REACTOR=trio selects the fallback")
 async def test_epoll_is_the_backend_on_linux() -> None:
     assert isinstance(current_reactor(), EpollReactor)
+    assert current_reactor().statistics().backend == "epoll"
+
+
+@pytest.mark.skipif(not FORCED_FALLBACK, reason="only when TRIO_RUNTIME_REACTOR=trio is set")
+async def test_trio_runtime_reactor_trio_selects_the_fallback() -> None:
+    assert isinstance(current_reactor(), FallbackReactor)
+    assert current_reactor().statistics().backend == "trio"
