@@ -204,8 +204,13 @@ class Server:
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
         line = self.proc.stdout.readline().strip() if ready else ""
         if not line.startswith("listening on tcp://"):
-            self.stop()
-            raise RuntimeError(f"{impl} server did not start: {line!r}\n{self.stderr_tail()}")
+            self.proc.kill()
+            self.proc.wait()
+            tail = self.stderr_tail()
+            self.stderr.close()
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+            raise RuntimeError(f"{impl} server did not start: {line!r}\n{tail}")
         self.port = int(line.rsplit(":", 1)[1])
         self.returncode: int | None = None
 
@@ -592,6 +597,26 @@ def report_targets(
 # -- main ------------------------------------------------------------------------------------
 
 
+def source_version() -> str:
+    """The commit measured, and whether runtime/ or examples/ differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "runtime", "examples"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"commit {head}" + (" + UNCOMMITTED changes in runtime/ or examples/" if dirty else "")
+
+
 def available_impls() -> list[str]:
     impls = ["runtime", "trio", "asyncio"]
     try:
@@ -643,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = Setup(server_pin, client_pin, native, args.warmup)
     print(f"echo benchmark on Python {platform.python_version()}, {os.cpu_count()} cores")
     print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {pin_note}")
-    print(f"  file limit {soft}")
+    print(f"  file limit {soft}; {source_version()}")
     if setup.fallback:
         print(f"  client: PYTHON FALLBACK (benchmarks/_loadgen.py): {client_note}")
         print(

@@ -118,6 +118,16 @@ def client(echo_bench: ModuleType) -> Path:
     return binary
 
 
+def test_a_server_that_fails_to_start_is_reported_with_its_stderr(
+    echo_bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash = "import sys; sys.stderr.write('boom: no listening line'); sys.exit(1)"
+    monkeypatch.setattr(echo_bench, "server_argv", lambda impl, cap: [sys.executable, "-c", crash])
+    setup = echo_bench.Setup([], [], None, 0.0)
+    with pytest.raises(RuntimeError, match="boom: no listening line"):
+        echo_bench.Server(setup, "runtime")
+
+
 def run_client(client: Path, port: int, *args: str) -> tuple[int, dict[str, Any]]:
     proc = subprocess.run(
         [str(client), "--port", str(port), "--warmup", "0", *args],
