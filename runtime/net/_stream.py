@@ -68,6 +68,7 @@ class SocketStream(HalfCloseableConnection):
 
     __slots__ = (
         "_eof",
+        "_failure",
         "_input_ended",
         "_reactor",
         "_receiving",
@@ -93,6 +94,9 @@ class SocketStream(HalfCloseableConnection):
         self._sending = False
         self._receiving = False
         self._eof = False
+        # The first error of the connection. The kernel reports a reset once (reading the
+        # error clears it), so after one the next recv() would say 0, a clean EOF: remember.
+        self._failure: OSError | None = None
         self._input_ended = False
         self.idle: Touchable | None = None
         self.peer_address: Address = (
@@ -126,6 +130,8 @@ class SocketStream(HalfCloseableConnection):
             while True:
                 if reg.closed:
                     raise trio.ClosedResourceError("this stream was closed")
+                if self._failure is not None:
+                    raise _broken(self._failure)
                 if reg.readiness & READ or self._input_ended:
                     try:
                         data = self.socket.recv(max_bytes)
@@ -134,6 +140,7 @@ class SocketStream(HalfCloseableConnection):
                         if self._input_ended:
                             return b""
                     except OSError as exc:
+                        self._failure = exc
                         raise _broken(exc) from exc
                     else:
                         if len(data) < max_bytes and not reg.hup and data:
@@ -176,6 +183,8 @@ class SocketStream(HalfCloseableConnection):
                 while True:
                     if reg.closed:
                         raise trio.ClosedResourceError("this stream was closed")
+                    if self._failure is not None:
+                        raise _broken(self._failure)
                     if self._eof:
                         raise trio.ClosedResourceError("can't send data after send_eof()")
                     if reg.readiness & WRITE and sent < total:
@@ -184,6 +193,7 @@ class SocketStream(HalfCloseableConnection):
                         except BlockingIOError:
                             reg.readiness &= ~WRITE
                         except OSError as exc:
+                            self._failure = exc
                             raise _broken(exc) from exc
                         else:
                             # Every write that moved bytes is activity: a long transfer to
