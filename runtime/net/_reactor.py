@@ -69,8 +69,10 @@ class ReactorStatistics:
         backend: ``"epoll"`` (edge-triggered fast path) or ``"trio"`` (fallback).
         registered: file descriptors registered now.
         wakeups: times the leader woke from the epoll fd and drained it.
+        harvests: drains by a task about to park that found events (no wake-up needed).
         events: readiness events drained in total.
-        events_per_wakeup: ``events / wakeups`` (0 before the first wake-up).
+        events_per_wakeup: events per drain that found any, ``events / (wakeups +
+            harvests)`` (0 before the first).
         parked: tasks parked now, waiting for readiness.
     """
 
@@ -78,6 +80,7 @@ class ReactorStatistics:
     registered: int
     wakeups: int
     events: int
+    harvests: int
     events_per_wakeup: float
     parked: int
 
@@ -120,6 +123,7 @@ class EpollReactor:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wake_fd, _EPOLLIN | _EPOLLET)
         self._wakeups = 0
+        self._harvests = 0
         self._events = 0
         self._closed = False
         self._driver: Task | None = None  # the service task running drive(), once it runs
@@ -188,8 +192,16 @@ class EpollReactor:
                     raise trio.ClosedResourceError("the socket was closed while waiting on it")
                 if self._leader is None and not self._parked:
                     await self._lead(task, reg)
-                else:
-                    await self._follow(task, reg, direction)
+                    continue
+                if self._leader_reg is None:
+                    # Others are parked and only the driver (if anyone) polls. Harvest what
+                    # epoll has now: the tasks this wakes run in the current batch, without a
+                    # pass through the driver; and our own socket may be ready already. (Not
+                    # while a task leads for a socket of its own: it would miss its edge.)
+                    self._drain(harvest=True)
+                    if reg.readiness & direction:
+                        break
+                await self._follow(task, reg, direction)
             if reg.closed:
                 raise trio.ClosedResourceError("the socket was closed while waiting on it")
         finally:
@@ -208,28 +220,30 @@ class EpollReactor:
             self._leader_reg = None
             self._drain()
 
-    async def _follow(self, task: Task, reg: Registration, direction: int) -> None:
-        if reg.waiters[direction] is not None:
-            raise trio.BusyResourceError(
-                "another task is already waiting on this socket in the same direction"
-            )
-        reg.waiters[direction] = task
-        self._parked[task] = (reg, direction)
-        if self._leader is None:
-            self._call_driver()
-
-        def abort(_: Any) -> Abort:
-            if reg.waiters[direction] is task:
-                reg.waiters[direction] = None
-            self._parked.pop(task, None)
-            return Abort.SUCCEEDED
-
-        await wait_task_rescheduled(abort)
-
     def _wake(self, reg: Registration, direction: int, task: Task) -> None:
         reg.waiters[direction] = None
         del self._parked[task]
         reschedule(task)
+
+    async def _follow(self, task: Task, reg: Registration, direction: int) -> None:
+        waiters = reg.waiters
+        if waiters[direction] is not None:
+            raise trio.BusyResourceError(
+                "another task is already waiting on this socket in the same direction"
+            )
+        waiters[direction] = task
+        parked = self._parked
+        parked[task] = (reg, direction)
+        if self._leader is None:
+            self._call_driver()
+
+        def abort(_: Any) -> Abort:
+            if waiters[direction] is task:
+                waiters[direction] = None
+            parked.pop(task, None)
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
 
     def _call_driver(self) -> None:
         """Wake the driver to poll for the parked followers (a no-op if it is not idle)."""
@@ -267,19 +281,26 @@ class EpollReactor:
                 await wait_task_rescheduled(abort)
                 woke = 0
 
-    def _drain(self) -> int:
+    def _drain(self, harvest: bool = False) -> int:
         """Read epoll's ready list once; mark readiness; wake the followers that can go on.
 
+        ``harvest`` marks a drain by a task about to park (not counted as a wake-up).
         Returns how many tasks it woke.
         """
         try:
             events = self._epoll.poll(0)
         except OSError:  # closed at runtime exit
             return 0
+        if not events:
+            return 0
         woke = 0
-        self._wakeups += 1
+        if not harvest:
+            self._wakeups += 1
+        else:
+            self._harvests += 1
         self._events += len(events)
         regs = self._regs
+        parked = self._parked
         for fd, mask in events:
             reg = regs.get(fd)
             if reg is None:
@@ -296,13 +317,17 @@ class EpollReactor:
                 reg.readiness |= READ
                 task = waiters[READ]
                 if task is not None:
-                    self._wake(reg, READ, task)
+                    waiters[READ] = None
+                    del parked[task]
+                    reschedule(task)
                     woke += 1
             if mask & _WRITE_MASK:
                 reg.readiness |= WRITE
                 task = waiters[WRITE]
                 if task is not None:
-                    self._wake(reg, WRITE, task)
+                    waiters[WRITE] = None
+                    del parked[task]
+                    reschedule(task)
                     woke += 1
         return woke
 
@@ -325,7 +350,12 @@ class EpollReactor:
             registered=len(self._regs),
             wakeups=self._wakeups,
             events=self._events,
-            events_per_wakeup=self._events / self._wakeups if self._wakeups else 0.0,
+            harvests=self._harvests,
+            events_per_wakeup=(
+                self._events / (self._wakeups + self._harvests)
+                if self._wakeups + self._harvests
+                else 0.0
+            ),
             parked=len(self._parked),
         )
 
@@ -400,6 +430,7 @@ class FallbackReactor:
             registered=self._registered,
             wakeups=self._waits,
             events=self._waits,
+            harvests=0,
             events_per_wakeup=1.0 if self._waits else 0.0,
             parked=0,
         )
