@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
+# Hang guards only, not performance claims: a loaded CI machine may start Python slowly.
+HANG_GUARD = 30.0
 LISTENING = re.compile(r"^listening on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 CHAT = re.compile(r"^also serving chat on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 
@@ -27,9 +28,8 @@ class Demo:
             text=True,
         )
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
-        assert ready, "demo printed no listening line within 10 s"
-        self.started = time.monotonic()
+        ready, _, _ = select.select([self.proc.stdout], [], [], HANG_GUARD)
+        assert ready, f"demo printed no listening line within {HANG_GUARD} s (hung?)"
         line = self.proc.stdout.readline().rstrip("\n")
         match = LISTENING.match(line)
         assert match, f"unexpected first line {line!r}"
@@ -39,12 +39,12 @@ class Demo:
         self.chat_address = (chat["host"], int(chat["port"]))
 
     def connect(self) -> socket.socket:
-        return socket.create_connection(self.address, timeout=10)
+        return socket.create_connection(self.address, timeout=HANG_GUARD)
 
     def connect_chat(self) -> socket.socket:
-        return socket.create_connection(self.chat_address, timeout=10)
+        return socket.create_connection(self.chat_address, timeout=HANG_GUARD)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = HANG_GUARD) -> tuple[int, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         _, err = self.proc.communicate(timeout=timeout)
@@ -84,30 +84,26 @@ def test_prints_listening_line_and_echoes(demo: Demo) -> None:
     assert code == 0
 
 
-def test_listening_line_within_two_seconds() -> None:
-    start = time.monotonic()
-    d = Demo()
-    try:
-        assert d.started - start < 2.0
-    finally:
-        assert d.stop()[0] == 0
+def test_starts_and_stops_without_clients() -> None:
+    d = Demo()  # the listening and chat lines came (checked in Demo), within the hang guard
+    code, err = d.stop()
+    assert code == 0
+    assert "shutdown started (SIGTERM)" in err
+    assert "Traceback" not in err
 
 
 def test_sigterm_with_client_connected_drains_and_exits_zero(demo: Demo) -> None:
     with demo.connect() as sock:
         sock.sendall(b"before shutdown\n")
         assert recv_line(sock) == b"before shutdown\n"
-        start = time.monotonic()
         demo.proc.send_signal(signal.SIGTERM)
         assert sock.recv(1024) == b""  # the server half-closed our connection: drained
-    code, err = demo.stop(signal.SIGTERM)  # we closed our side; it exits promptly
-    elapsed = time.monotonic() - start
+    code, err = demo.stop(signal.SIGTERM)  # we closed our side; it exits without the grace
     assert code == 0
-    assert elapsed < 10  # within the grace period
     assert "shutdown started (SIGTERM)" in err
     assert "echo: draining, 1 connections active" in err
     assert "echo: drained" in err
-    assert "0 tasks cancelled" in err
+    assert "0 tasks cancelled" in err  # it drained within the grace: nothing was cut off
 
 
 def test_sigint_exits_zero(demo: Demo) -> None:
