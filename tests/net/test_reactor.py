@@ -416,19 +416,11 @@ async def test_a_reset_seen_by_the_reader_after_it_was_quiet_is_broken() -> None
     await b.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "runtime bug: the kernel reports a reset once (ECONNRESET clears sk_err); when a "
-        "send_all sees it first, the next receive_some gets recv() == 0 and returns b'', a "
-        "clean EOF. SocketStream should remember that the connection broke and keep raising "
-        "BrokenResourceError from receive_some (and send_all)."
-    ),
-)
 async def test_a_reset_seen_first_by_send_all_is_not_an_eof_for_the_reader() -> None:
     """A handler with a writer and a reader on one connection: the writer hits the reset first.
 
-    The reader must not then see a clean end of stream.
+    The kernel reports a reset once (reading ECONNRESET clears it); after that recv() says 0.
+    The reader must still not see a clean end of stream: the stream remembers the error.
     """
     a, b = await connected_pair()
     reset(a)
