@@ -89,13 +89,16 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
     def __init__(
         self,
         sock: socket.socket,
-        make_stream: Callable[[socket.socket, Reactor, Address], S],
+        make_stream: Callable[[socket.socket, Reactor, Address, Address], S],
         *,
         reactor: Reactor | None = None,
     ) -> None:
         sock.setblocking(False)
         self.socket = sock
         self._make_stream = make_stream
+        # Every connection's local address is the listener's own unless the listener is bound
+        # to a wildcard address: share that one tuple instead of a getsockname() each.
+        self._local: Address = _shared_local_address(sock)
         self._reactor = reactor if reactor is not None else current_reactor()
         self._accepting = False
         self._closed = False
@@ -118,7 +121,7 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
                 self.skipped_errors += 1
                 return False
             raise
-        return self._make_stream(conn, self._reactor, address)
+        return self._make_stream(conn, self._reactor, address, self._local)
 
     async def accept(self) -> S:
         """Wait for and return the next connection.
@@ -189,12 +192,24 @@ class SocketListener(trio.abc.Listener[S], Generic[S]):
         await _checkpoint()
 
 
-def _tcp_stream(sock: socket.socket, reactor: Reactor, peer: Address) -> TcpStream:
-    return TcpStream(sock, reactor=reactor, peer_address=peer)
+def _shared_local_address(sock: socket.socket) -> Address:
+    try:
+        local = sock.getsockname()
+    except OSError:
+        return None
+    if isinstance(local, tuple) and local[0] in ("0.0.0.0", "::"):
+        return None  # each connection has its own: ask the socket
+    return local
 
 
-def _unix_stream(sock: socket.socket, reactor: Reactor, peer: Address) -> UnixStream:
-    return UnixStream(sock, reactor=reactor, peer_address=peer)
+def _tcp_stream(sock: socket.socket, reactor: Reactor, peer: Address, local: Address) -> TcpStream:
+    return TcpStream(sock, reactor=reactor, peer_address=peer, local_address=local)
+
+
+def _unix_stream(
+    sock: socket.socket, reactor: Reactor, peer: Address, local: Address
+) -> UnixStream:
+    return UnixStream(sock, reactor=reactor, peer_address=peer, local_address=local)
 
 
 class TcpListener(SocketListener[TcpStream]):

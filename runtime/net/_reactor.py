@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+from collections.abc import Awaitable
 from typing import Any
 
 import attrs
@@ -109,6 +110,24 @@ class Registration:
         self.waiters: list[Task | None] = [None, None, None]
 
 
+class _Abort:
+    """The abort callback of one parked follower (a small object: cheaper than a closure)."""
+
+    __slots__ = ("direction", "reactor", "reg", "task")
+
+    def __init__(
+        self, reactor: EpollReactor, reg: Registration, direction: int, task: Task
+    ) -> None:
+        self.reactor = reactor
+        self.reg = reg
+        self.direction = direction
+        self.task = task
+
+    def __call__(self, _: Any) -> Abort:
+        self.reactor._aborted(self.reg, self.direction, self.task)
+        return Abort.SUCCEEDED
+
+
 class EpollReactor:
     """The Linux fast path. See the module docstring for the design."""
 
@@ -119,7 +138,7 @@ class EpollReactor:
         self._regs: dict[int, Registration] = {}
         self._leader: Task | None = None
         self._leader_reg: Registration | None = None
-        self._parked: dict[Task, tuple[Registration, int]] = {}
+        self._parked: set[Task] = set()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wake_fd, _EPOLLIN | _EPOLLET)
         self._wakeups = 0
@@ -176,74 +195,88 @@ class EpollReactor:
 
     # -- waiting --------------------------------------------------------------------------
 
-    async def wait(self, reg: Registration, direction: int) -> None:
-        """Park until ``reg`` is ready for ``direction`` (READ or WRITE).
+    def park(self, reg: Registration, direction: int) -> Awaitable[object] | None:
+        """Start waiting for ``reg`` in ``direction``; await what it returns, if anything.
 
-        A schedule point, and a cancellation point: a cancelled wait has consumed nothing.
+        The hot path of every stream: it does the bookkeeping at once and hands back the one
+        awaitable to park on (Trio's ``wait_task_rescheduled`` as a follower, or the lead
+        wait), so a parked stream costs no coroutine frames of the reactor's own. It returns
+        None when epoll already says the socket is ready. Either way the caller re-checks
+        ``reg.readiness`` and ``reg.closed`` afterwards and parks again if needed (a wake-up
+        may be spurious: an interrupt, or another task's drain).
+
+        Awaiting the result is a schedule point and a cancellation point; a cancelled wait
+        has consumed nothing.
 
         Raises:
-            trio.ClosedResourceError: the socket was deregistered (closed) meanwhile.
             trio.BusyResourceError: another task is already waiting in this direction.
         """
-        task = current_task()
-        try:
-            while not reg.readiness & direction:
-                if reg.closed:
-                    raise trio.ClosedResourceError("the socket was closed while waiting on it")
-                if self._leader is None and not self._parked:
-                    await self._lead(task, reg)
-                    continue
-                if self._leader_reg is None:
-                    # Others are parked and only the driver (if anyone) polls. Harvest what
-                    # epoll has now: the tasks this wakes run in the current batch, without a
-                    # pass through the driver; and our own socket may be ready already. (Not
-                    # while a task leads for a socket of its own: it would miss its edge.)
-                    self._drain(harvest=True)
-                    if reg.readiness & direction:
-                        break
-                await self._follow(task, reg, direction)
-            if reg.closed:
-                raise trio.ClosedResourceError("the socket was closed while waiting on it")
-        finally:
-            # Whichever way we leave, someone must keep polling for the tasks still parked.
-            if self._leader is None and self._parked:
-                self._call_driver()
-
-    async def _lead(self, task: Task, reg: Registration) -> None:
-        self._leader = task
-        self._leader_reg = reg
-        try:
-            await trio.lowlevel.wait_readable(self._epoll)
-        finally:
-            # Woken, cancelled or closed: drain either way, so no edge is left unread.
-            self._leader = None
-            self._leader_reg = None
-            self._drain()
-
-    def _wake(self, reg: Registration, direction: int, task: Task) -> None:
-        reg.waiters[direction] = None
-        del self._parked[task]
-        reschedule(task)
-
-    async def _follow(self, task: Task, reg: Registration, direction: int) -> None:
+        if self._leader is None and not self._parked:
+            return self._lead(reg)
+        if self._leader_reg is None:
+            # Others are parked and only the driver (if anyone) polls. Harvest what epoll
+            # has now: the tasks this wakes run in the current batch, without a pass through
+            # the driver; and our own socket may be ready already. (Not while a task leads
+            # for a socket of its own: it would miss its edge.)
+            self._drain(harvest=True)
+            if reg.readiness & direction:
+                return None
         waiters = reg.waiters
         if waiters[direction] is not None:
             raise trio.BusyResourceError(
                 "another task is already waiting on this socket in the same direction"
             )
+        task = current_task()
         waiters[direction] = task
-        parked = self._parked
-        parked[task] = (reg, direction)
+        self._parked.add(task)
         if self._leader is None:
             self._call_driver()
+        return wait_task_rescheduled(_Abort(self, reg, direction, task))
 
-        def abort(_: Any) -> Abort:
-            if waiters[direction] is task:
-                waiters[direction] = None
-            parked.pop(task, None)
-            return Abort.SUCCEEDED
+    async def wait(self, reg: Registration, direction: int) -> None:
+        """Park until ``reg`` is ready for ``direction`` (READ or WRITE).
 
-        await wait_task_rescheduled(abort)
+        A schedule point, and a cancellation point: a cancelled wait has consumed nothing.
+        (Streams use :meth:`park` directly; this is the convenient form.)
+
+        Raises:
+            trio.ClosedResourceError: the socket was deregistered (closed) meanwhile.
+            trio.BusyResourceError: another task is already waiting in this direction.
+        """
+        while not reg.readiness & direction:
+            if reg.closed:
+                raise trio.ClosedResourceError("the socket was closed while waiting on it")
+            waiting = self.park(reg, direction)
+            if waiting is not None:
+                await waiting
+        if reg.closed:
+            raise trio.ClosedResourceError("the socket was closed while waiting on it")
+
+    async def _lead(self, reg: Registration) -> None:
+        self._leader = current_task()
+        self._leader_reg = reg
+        try:
+            await trio.lowlevel.wait_readable(self._epoll)
+        finally:
+            # Woken, cancelled or closed: drain either way, so no edge is left unread, and
+            # hand the polling to the driver if followers remain.
+            self._leader = None
+            self._leader_reg = None
+            self._drain()
+            if self._parked:
+                self._call_driver()
+
+    def _wake(self, reg: Registration, direction: int, task: Task) -> None:
+        reg.waiters[direction] = None
+        self._parked.discard(task)
+        reschedule(task)
+
+    def _aborted(self, reg: Registration, direction: int, task: Task) -> None:
+        if reg.waiters[direction] is task:
+            reg.waiters[direction] = None
+        self._parked.discard(task)
+        if self._leader is None and self._parked:
+            self._call_driver()
 
     def _call_driver(self) -> None:
         """Wake the driver to poll for the parked followers (a no-op if it is not idle)."""
@@ -318,7 +351,7 @@ class EpollReactor:
                 task = waiters[READ]
                 if task is not None:
                     waiters[READ] = None
-                    del parked[task]
+                    parked.discard(task)
                     reschedule(task)
                     woke += 1
             if mask & _WRITE_MASK:
@@ -326,7 +359,7 @@ class EpollReactor:
                 task = waiters[WRITE]
                 if task is not None:
                     waiters[WRITE] = None
-                    del parked[task]
+                    parked.discard(task)
                     reschedule(task)
                     woke += 1
         return woke
@@ -394,6 +427,10 @@ class FallbackReactor:
         scope = self._waiting.get((reg, direction))
         if scope is not None:
             scope.cancel()
+
+    def park(self, reg: Registration, direction: int) -> Awaitable[object] | None:
+        """The wait to await; see :meth:`EpollReactor.park`."""
+        return self.wait(reg, direction)
 
     async def wait(self, reg: Registration, direction: int) -> None:
         """Wait with Trio's own readiness API. See :meth:`EpollReactor.wait`."""

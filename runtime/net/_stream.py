@@ -86,6 +86,7 @@ class SocketStream(HalfCloseableConnection):
         *,
         reactor: Reactor | None = None,
         peer_address: Address = None,
+        local_address: Address = None,
     ) -> None:
         sock.setblocking(False)
         self.socket = sock
@@ -102,7 +103,9 @@ class SocketStream(HalfCloseableConnection):
         self.peer_address: Address = (
             peer_address if peer_address is not None else _address(sock.getpeername)
         )
-        self.local_address: Address = _address(sock.getsockname)
+        self.local_address: Address = (
+            local_address if local_address is not None else _address(sock.getsockname)
+        )
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -152,7 +155,9 @@ class SocketStream(HalfCloseableConnection):
                         if self.idle is not None:
                             self.idle.touch()
                         return data
-                await self._reactor.wait(reg, READ)
+                waiting = self._reactor.park(reg, READ)
+                if waiting is not None:
+                    await waiting
         finally:
             self._receiving = False
 
@@ -207,7 +212,9 @@ class SocketStream(HalfCloseableConnection):
                         if self.idle is not None:
                             self.idle.touch()
                         break  # empty data
-                    await self._reactor.wait(reg, WRITE)
+                    waiting = self._reactor.park(reg, WRITE)
+                    if waiting is not None:
+                        await waiting
         finally:
             self._sending = False
 
@@ -334,8 +341,11 @@ class TcpStream(SocketStream):
         reactor: Reactor | None = None,
         nodelay: bool = True,
         peer_address: Address = None,
+        local_address: Address = None,
     ) -> None:
-        super().__init__(sock, reactor=reactor, peer_address=peer_address)
+        super().__init__(
+            sock, reactor=reactor, peer_address=peer_address, local_address=local_address
+        )
         if nodelay:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -12,7 +12,7 @@ import functools
 import logging
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 import trio
@@ -432,3 +432,49 @@ async def test_lingering_close_stays_within_the_shutdown_grace(
     await client.aclose()
     limit = 2.0 if how == "grace expires" else 0.5
     assert elapsed == pytest.approx(limit, abs=0.05)
+
+
+# -- the idle cut costs no scope per connection (spliced in when it fires) ------------------
+
+
+@pytest.fixture(params=["spliced", "entered"])
+def scope_mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    from runtime.rt import _scope
+
+    before = _scope.FAST
+    _scope.use_fast_path(request.param == "spliced")
+    yield request.param
+    _scope.use_fast_path(before)
+
+
+async def test_idle_cut_in_both_scope_modes_leaves_neighbours_alone(
+    scope_mode: str, autojump_clock: trio.abc.Clock
+) -> None:
+    listener = MemoryListener()
+    ended: list[str] = []
+
+    async def handler(conn: Connection) -> None:
+        try:
+            async with trio.open_nursery() as nursery:  # the cut reaches inside a nursery
+                nursery.start_soon(trio.sleep_forever)
+                while data := await conn.receive_some():
+                    await conn.send_all(data)
+        finally:
+            ended.append("ended")
+
+    config = ServerConfig(idle_timeout=1.0)
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(functools.partial(serve, config=config), handler, [listener])
+        quiet = await listener.connect()
+        busy = await listener.connect()
+        for _ in range(10):  # busy keeps talking for 5 s; quiet says nothing
+            await busy.send_all(b"x")
+            assert await busy.receive_some() == b"x"
+            await trio.sleep(0.5)
+        assert await quiet.receive_some() == b""  # cut after 1-2 s of silence
+        stats = server.statistics()
+        assert (stats.idle_closed, stats.active, stats.errored) == (1, 1, 0)
+        await busy.send_all(b"still served")
+        assert await busy.receive_some() == b"still served"
+        server.drain()
+    assert ended == ["ended", "ended"]
