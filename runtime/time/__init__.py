@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._delay_queue import DelayQueue as DelayQueue
 from ._delay_queue import Key as Key
+from ._driver import TimerWheel as TimerWheel
 from ._error import Elapsed as Elapsed
 from ._idle import IdleDeadline as IdleDeadline
 from ._idle import IdleGuard as IdleGuard
@@ -22,7 +23,6 @@ from ._timeout import move_on_at as move_on_at
 from ._timeout import timeout as timeout
 from ._timeout import timeout_at as timeout_at
 from ._wheel import Timer as Timer
-from ._wheel import TimerWheel as TimerWheel
 from ._wheel import WheelStatistics as WheelStatistics
 
 __all__ = [

@@ -13,7 +13,8 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
+from ._driver import current_wheel
+from ._wheel import WheelCore, _Entry, cancel_entry
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ class Key(_Entry, Generic[T]):
         """When the item expires (or expired), on Trio's clock."""
         return self._deadline
 
-    def _fire(self, wheel: TimerWheel) -> None:
+    def _fire(self, wheel: WheelCore) -> None:
         queue = self._queue
         assert queue is not None
         queue._waiting -= 1
@@ -65,12 +66,12 @@ class DelayQueue(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._wheel: TimerWheel | None = None
+        self._wheel: WheelCore | None = None
         self._waiting = 0
         self._ready: deque[Key[T]] = deque()
         self._lot = trio.lowlevel.ParkingLot()
 
-    def _get_wheel(self) -> TimerWheel:
+    def _get_wheel(self) -> WheelCore:
         """The wheel of the running run; rebinds to it if nothing waits on an older one.
 
         Raises:

@@ -20,8 +20,9 @@ from types import TracebackType
 
 import trio
 
+from ._driver import current_wheel
 from ._error import Elapsed
-from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
+from ._wheel import WheelCore, _Entry, cancel_entry
 
 
 class IdleDeadline(_Entry):
@@ -122,12 +123,12 @@ class IdleDeadline(_Entry):
             )
         return IdleGuard(self)
 
-    def _arm(self, wheel: TimerWheel) -> None:
+    def _arm(self, wheel: WheelCore) -> None:
         self._touched = False
         self._expired = False
         wheel.insert(self, wheel.now() + self._period)
 
-    def _fire(self, wheel: TimerWheel) -> None:
+    def _fire(self, wheel: WheelCore) -> None:
         if self._touched:
             self._touched = False
             wheel.insert_after_tick(self, self._period)

@@ -7,8 +7,8 @@ import math
 
 import trio
 
+from ._driver import current_wheel
 from ._sleep import _sleep_on
-from ._wheel import current_wheel
 
 # A tick observed later than this after its deadline counts as missed (Tokio uses 5 ms). The
 # wheel's own lateness (up to one tick) is always tolerated on top.

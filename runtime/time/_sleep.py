@@ -6,7 +6,8 @@ import math
 
 import trio
 
-from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
+from ._driver import current_wheel
+from ._wheel import WheelCore, _Entry, cancel_entry
 
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
@@ -25,7 +26,7 @@ class _Sleeper(_Entry):
         self._when = 0
         self._task = task
 
-    def _fire(self, wheel: TimerWheel) -> None:
+    def _fire(self, wheel: WheelCore) -> None:
         _reschedule(self._task)
 
     def _abort(self, _raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
@@ -33,7 +34,7 @@ class _Sleeper(_Entry):
         return _SUCCEEDED
 
 
-async def _sleep_on(wheel: TimerWheel, deadline: float) -> None:
+async def _sleep_on(wheel: WheelCore, deadline: float) -> None:
     if deadline == math.inf:
         await trio.sleep_forever()
     entry = _Sleeper(_current_task())

@@ -13,8 +13,9 @@ from types import TracebackType
 
 import trio
 
+from ._driver import current_wheel
 from ._error import Elapsed
-from ._wheel import TimerWheel, _Entry, cancel_entry, current_wheel
+from ._wheel import WheelCore, _Entry, cancel_entry
 
 _CancelScope = trio.CancelScope
 _INF = math.inf
@@ -47,7 +48,7 @@ class TimeoutScope(_Entry):
         self._raise = raise_elapsed
         self._expired = False
         self._scope = _CancelScope(shield=True) if shield else _CancelScope()
-        self._wheel: TimerWheel | None = None
+        self._wheel: WheelCore | None = None
 
     def __enter__(self) -> TimeoutScope:
         wheel = self._wheel = current_wheel()
@@ -84,7 +85,7 @@ class TimeoutScope(_Entry):
             ) from None
         return handled
 
-    def _fire(self, wheel: TimerWheel) -> None:
+    def _fire(self, wheel: WheelCore) -> None:
         self._expired = True
         self._scope.cancel("deadline passed (runtime.time)")
 

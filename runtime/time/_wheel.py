@@ -1,4 +1,4 @@
-"""The hierarchical timing wheel and its driver task.
+"""The hierarchical timing wheel: the pure data structure (its Trio driver is ``_driver.py``).
 
 How time maps onto the wheel
 ----------------------------
@@ -58,14 +58,19 @@ when its old slot is reached (the old slot is always reached first). Resetting i
 takes it out and inserts it again. Timers due in the same tick fire in the order they were
 inserted (a lazily reset timer takes its place when it is moved).
 
-The driver
-----------
-The driver is one task per wheel. It sleeps in a cancel scope whose deadline is the next slot
-to process, or with no deadline at all when the wheel is empty; a new timer due earlier than
-that moves the deadline. So it never polls and never busy-waits, and Trio's ``MockClock``
-(which jumps to the earliest deadline) drives it in tests. Cancelling a timer does not move
-the deadline back (that would cost a Trio heap update per cancel): a driver armed for a timer
-that was cancelled wakes once, finds nothing, and then sleeps with no deadline.
+The driver seam
+---------------
+This module is the data structure alone: it imports no Trio, reads time only from the clock
+it is given (or from where it was last advanced to), and is tested with a plain fake clock.
+Something outside it has to move it; ``_driver.py`` does, with one Trio task per wheel. The
+two meet in three calls. ``park(sleeper)``: the driver is about to sleep; the wheel sets
+``sleeper.deadline`` (a ``trio.CancelScope`` in practice) to the next slot to process, or
+leaves it at infinity when the wheel is empty. Until ``unpark()``, a new timer due earlier
+than that moves ``sleeper.deadline``, so the driver never polls and never busy-waits, and
+Trio's ``MockClock`` (which jumps to the earliest deadline) drives it in tests. ``wake(now)``
+counts the wakeup and advances the wheel. Cancelling a timer does not move the deadline back
+(that would cost a Trio heap update per cancel): a driver armed for a timer that was
+cancelled wakes once, finds nothing, and then sleeps with no deadline.
 """
 
 from __future__ import annotations
@@ -73,12 +78,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, Protocol
 
 import attrs
-import trio
-
-from ..rt import Runtime, try_current
 
 logger = logging.getLogger("runtime.time")
 
@@ -88,9 +90,12 @@ _NEVER = 1 << 256  # "armed for no tick": greater than any tick a wheel will rea
 # inserts landing just when the first of them is due.
 _FLUSH_AT = 256
 _FAR = float(1 << 62)  # ticks: deadlines further away than this are treated as this far
-_run_wheel: trio.lowlevel.RunVar[TimerWheel | None] = trio.lowlevel.RunVar(
-    "runtime.time.wheel", default=None
-)
+
+
+class Sleeper(Protocol):
+    """What a driver sleeps in; the wheel moves its ``deadline`` (a ``trio.CancelScope``)."""
+
+    deadline: float
 
 
 class _Slot(dict["_Entry", Any]):
@@ -108,7 +113,7 @@ class _Slot(dict["_Entry", Any]):
     __slots__ = ("bit", "level", "live", "parent", "subs", "wheel")
 
     def __init__(
-        self, wheel: TimerWheel, level: int, bit: int, parent: _Slot | None, split: bool
+        self, wheel: WheelCore, level: int, bit: int, parent: _Slot | None, split: bool
     ) -> None:
         super().__init__()
         self.wheel = wheel
@@ -131,7 +136,7 @@ class _Entry:
     _slot: _Slot | None
     _when: int
 
-    def _fire(self, wheel: TimerWheel) -> None:
+    def _fire(self, wheel: WheelCore) -> None:
         raise NotImplementedError
 
 
@@ -164,7 +169,7 @@ def cancel_entry(entry: _Entry) -> bool:
 
 @attrs.frozen
 class WheelStatistics:
-    """A snapshot of one timer wheel, from :meth:`TimerWheel.statistics`.
+    """A snapshot of one timer wheel, from its ``statistics()``.
 
     Attributes:
         pending: Timers inserted and neither fired nor cancelled yet.
@@ -188,14 +193,13 @@ class WheelStatistics:
     tick: float
 
 
-class TimerWheel:
+class WheelCore:
     """A hierarchical hashed timing wheel: O(1) insert, cancel and reset for any number of timers.
 
-    Each runtime has one, created with the first timer (:meth:`current`); its driver task
-    starts then and costs nothing until then. ``sleep``, ``timeout``, ``Interval``,
-    ``DelayQueue`` and ``IdleDeadline`` all use it. Use a wheel directly to run plain
-    callbacks at a deadline (:meth:`call_at`), or build one yourself and move it by hand with
-    :meth:`advance`, which needs no Trio at all.
+    The data structure without a driver: it needs no Trio. Move it by hand with
+    :meth:`advance`, or let a driver sleep until :meth:`next_wakeup` (see the module notes on
+    ``park``/``unpark``/``wake``). :class:`runtime.time.TimerWheel` is this with its Trio
+    driver, and is what the runtime uses.
 
     See ``docs/explanation/timers.md`` for the level and slot arithmetic.
 
@@ -209,6 +213,9 @@ class TimerWheel:
             machine word.
         origin: The time of tick 0, on the clock the deadlines use. The runtime passes
             ``trio.current_time()``.
+        clock: What :meth:`now` reads: a function returning the time on the deadlines' clock.
+            Default None: a wheel moved by hand reads the time of the last tick it was
+            advanced to.
 
     Raises:
         ValueError: if a setting is out of range.
@@ -220,7 +227,6 @@ class TimerWheel:
         "_armed_at",
         "_bits",
         "_cancelled",
-        "_driving",
         "_elapsed",
         "_fired",
         "_full",
@@ -236,7 +242,7 @@ class TimerWheel:
         "_pending",
         "_rate",
         "_shifts",
-        "_sleep_scope",
+        "_sleeper",
         "_slots",
         "_table",
         "_tick",
@@ -245,7 +251,13 @@ class TimerWheel:
     )
 
     def __init__(
-        self, tick: float = 0.001, levels: int = 6, slots: int = 64, *, origin: float = 0.0
+        self,
+        tick: float = 0.001,
+        levels: int = 6,
+        slots: int = 64,
+        *,
+        origin: float = 0.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not (tick > 0 and math.isfinite(tick)):
             raise ValueError(f"tick must be a positive number of seconds, got {tick!r}")
@@ -287,28 +299,10 @@ class TimerWheel:
         # no deadline, (0, -inf) while it is not asleep (it will look at the wheel anyway).
         self._armed = 0
         self._armed_at = -math.inf
-        self._sleep_scope: trio.CancelScope | None = None
-        self._driving = False
-        # Trio's clock, read through the run's clock object (trio.current_time() does the
-        # same behind three calls); current_wheel() binds it for the wheels it creates.
-        self._now: Callable[[], float] = trio.current_time
+        self._sleeper: Sleeper | None = None  # what the driver sleeps in, while it is parked
+        self._now: Callable[[], float] = self._advanced_to if clock is None else clock
 
     # -- the wheel in use --------------------------------------------------------------
-
-    @staticmethod
-    def current() -> TimerWheel:
-        """The wheel of the running runtime, created (and its driver started) on first use.
-
-        Inside ``runtime.run`` / ``open_runtime`` the wheel is a runtime service, configured
-        by ``RuntimeConfig.timer_tick``, ``timer_levels`` and ``timer_slots``, and its driver
-        is a system task stopped after every spawned task. In a plain ``trio.run`` (a test
-        without a runtime, say) each run gets its own default wheel, driven by a Trio system
-        task.
-
-        Raises:
-            RuntimeError: outside a Trio run.
-        """
-        return current_wheel()
 
     @property
     def tick(self) -> float:
@@ -367,9 +361,9 @@ class TimerWheel:
     def advance(self, now: float) -> int:
         """Process the wheel up to ``now``: fire every timer due by then, in order.
 
-        The driver calls this each time it wakes; call it yourself on a wheel you drive by
-        hand (no Trio needed). Timers due in the same tick fire in insertion order; earlier
-        ticks fire first.
+        The driver calls this (through :meth:`wake`) each time it wakes; call it yourself on a
+        wheel you drive by hand (no Trio needed). Timers due in the same tick fire in
+        insertion order; earlier ticks fire first.
 
         Args:
             now: The current time on the wheel's clock. Going backwards does nothing.
@@ -405,47 +399,40 @@ class TimerWheel:
             tick=self._tick,
         )
 
-    async def serve(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> NoReturn:
-        """Drive the wheel: sleep until the next tick with work, process it, repeat. Never returns.
+    # -- the driver seam: what a driver (``_driver.py``) calls ----------------------------
 
-        The runtime starts this for its own wheel; call it only for a wheel you made
-        yourself. It wakes only when a slot is due (a timer to fire or a slot to cascade), or
-        once more for a timer that was cancelled after the driver armed for it.
+    def park(self, sleeper: Sleeper) -> None:
+        """The driver is about to sleep in ``sleeper``: arm it for the next slot with work.
 
-        Cancellation: cancelling it stops the wheel; pending timers stay in it and fire if a
-        driver runs again.
-
-        Raises:
-            RuntimeError: if the wheel already has a driver.
+        Sets ``sleeper.deadline`` to that slot's time, or leaves it alone when the wheel is
+        empty (the driver sleeps with no deadline). Until :meth:`unpark`, a new timer due
+        earlier moves ``sleeper.deadline`` earlier; a cancelled one never moves it back.
         """
-        if self._driving:
-            raise RuntimeError("this wheel already has a driver; run one serve() per wheel")
-        self._driving = True
-        task_status.started()
-        try:
-            while True:
-                found = self._next_expiration()
-                with trio.CancelScope() as scope:
-                    if found is None:
-                        self._armed = _NEVER
-                        self._armed_at = math.inf
-                    else:
-                        self._armed = found[2]
-                        scope.deadline = self._armed_at = self._time_of(found[2])
-                    self._sleep_scope = scope
-                    try:
-                        await trio.sleep_forever()
-                    finally:
-                        self._sleep_scope = None
-                        self._armed = 0
-                        self._armed_at = -math.inf
-                self._wakeups += 1
-                self.advance(trio.current_time())
-        finally:
-            self._driving = False
-            _forget(self)
+        found = self._next_expiration()
+        if found is None:
+            self._armed = _NEVER
+            self._armed_at = math.inf
+        else:
+            self._armed = found[2]
+            sleeper.deadline = self._armed_at = self._time_of(found[2])
+        self._sleeper = sleeper
+
+    def unpark(self) -> None:
+        """The driver is awake (or stopping): new timers no longer move its deadline."""
+        self._sleeper = None
+        self._armed = 0
+        self._armed_at = -math.inf
+
+    def wake(self, now: float) -> int:
+        """The driver woke up at ``now``: count the wakeup and :meth:`advance` to ``now``."""
+        self._wakeups += 1
+        return self.advance(now)
+
+    # -- the time of a wheel moved by hand -------------------------------------------------
+
+    def _advanced_to(self) -> float:
+        """The clock of a wheel given none: the time of the last tick it was advanced to."""
+        return self._time_of(self._elapsed)
 
     # -- the internal API: what sleep, timeout, DelayQueue and IdleDeadline use ---------
     #
@@ -454,7 +441,7 @@ class TimerWheel:
     # (module level) takes an entry out of whatever wheel holds it.
 
     def now(self) -> float:
-        """The wheel's clock: Trio's clock for a wheel the runtime (or a Trio run) created."""
+        """The wheel's clock (``clock``): Trio's for a wheel the runtime or a Trio run made."""
         return self._now()
 
     def insert(self, entry: _Entry, deadline: float) -> None:
@@ -582,11 +569,11 @@ class TimerWheel:
             self._arm(when)
 
     def _arm(self, when: int) -> None:
-        """Wake the sleeping driver at tick ``when`` instead (earlier than it was armed for)."""
+        """Wake the parked driver at tick ``when`` instead (earlier than it was armed for)."""
         self._armed = when
-        scope = self._sleep_scope
-        assert scope is not None
-        scope.deadline = self._armed_at = self._time_of(when)
+        sleeper = self._sleeper
+        assert sleeper is not None
+        sleeper.deadline = self._armed_at = self._time_of(when)
 
     def _arm_for(self, deadline: float) -> None:
         """A new timer's deadline is before the driver's: wake it for that tick if need be."""
@@ -716,13 +703,13 @@ class TimerWheel:
 
     def __repr__(self) -> str:
         return (
-            f"<TimerWheel tick={self._tick:g}s levels={self._levels} slots={self._slots} "
-            f"pending={self._pending}>"
+            f"<{type(self).__name__} tick={self._tick:g}s levels={self._levels} "
+            f"slots={self._slots} pending={self._pending}>"
         )
 
 
 class Timer(_Entry):
-    """A callback scheduled on a :class:`TimerWheel` with :meth:`TimerWheel.call_at`."""
+    """A callback scheduled on a timer wheel with ``call_at``."""
 
     __slots__ = ("_callback", "_deadline", "_wheel")
 
@@ -731,7 +718,7 @@ class Timer(_Entry):
         self._when = 0
         self._callback = callback
         self._deadline = deadline
-        self._wheel: TimerWheel | None = None
+        self._wheel: WheelCore | None = None
 
     @property
     def deadline(self) -> float:
@@ -762,7 +749,7 @@ class Timer(_Entry):
         wheel.reset(self, deadline)
         self._deadline = deadline
 
-    def _fire(self, wheel: TimerWheel) -> None:
+    def _fire(self, wheel: WheelCore) -> None:
         try:
             self._callback()
         except Exception:
@@ -771,48 +758,3 @@ class Timer(_Entry):
     def __repr__(self) -> str:
         state = "pending" if self._slot is not None else "done"
         return f"<Timer {self._callback!r} at {self._deadline:.6g} {state}>"
-
-
-def _runtime_wheel(rt: Runtime) -> TimerWheel:
-    config = rt.config
-    wheel = TimerWheel(
-        tick=config.timer_tick,
-        levels=config.timer_levels,
-        slots=config.timer_slots,
-        origin=trio.current_time(),
-    )
-    wheel._now = trio.lowlevel.current_clock().current_time
-    rt.start_system_task(wheel.serve, name="runtime.time.driver")
-    return wheel
-
-
-# The last runtime that asked for its wheel, and that wheel, as one tuple (read atomically
-# even with runtimes in several threads): one identity test instead of a service lookup on
-# the hot path. Cleared when the wheel's driver stops (its runtime is ending).
-_cache: tuple[Runtime | None, TimerWheel | None] = (None, None)
-
-
-def current_wheel() -> TimerWheel:
-    """The wheel for the code running now; see :meth:`TimerWheel.current`."""
-    global _cache
-    rt = try_current()
-    if rt is not None:
-        cached_rt, cached_wheel = _cache
-        if rt is cached_rt and cached_wheel is not None:
-            return cached_wheel
-        wheel = rt.service(TimerWheel, _runtime_wheel)
-        _cache = (rt, wheel)
-        return wheel
-    run_wheel = _run_wheel.get()
-    if run_wheel is None:
-        run_wheel = TimerWheel(origin=trio.current_time())
-        run_wheel._now = trio.lowlevel.current_clock().current_time
-        trio.lowlevel.spawn_system_task(run_wheel.serve, name="runtime.time.driver")
-        _run_wheel.set(run_wheel)
-    return run_wheel
-
-
-def _forget(wheel: TimerWheel) -> None:
-    global _cache
-    if _cache[1] is wheel:
-        _cache = (None, None)

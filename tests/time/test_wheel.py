@@ -1,17 +1,19 @@
-"""TimerWheel: arithmetic, clamping, ordering, lazy resets, statistics and the driver task."""
+"""The wheel itself (``_wheel.py``): arithmetic, clamping, ordering, lazy resets, statistics,
+the driver seam on a fake clock, and that it needs no Trio. The driver is in test_driver.py."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import logging
 import math
+import sys
+from pathlib import Path
 
 import pytest
-import trio
-import trio.testing
 
-import runtime
-from runtime import RuntimeConfig
-from runtime.time import Timer, TimerWheel, WheelStatistics, move_on_at, sleep
+from runtime.time import Timer, TimerWheel, WheelStatistics, _wheel
+from runtime.time._wheel import WheelCore
 
 TICK = 0.001
 
@@ -246,116 +248,6 @@ def test_advance_backwards_does_nothing() -> None:
     assert wheel.advance(0.5) == 1
 
 
-# -- the driver ----------------------------------------------------------------------------
-
-
-async def test_the_runtime_wheel_follows_the_config_and_is_made_once(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    config = RuntimeConfig(handle_signals=False, timer_tick=0.005, timer_levels=3, timer_slots=8)
-    async with runtime.open_runtime(config):
-        wheel = TimerWheel.current()
-        assert wheel is TimerWheel.current()
-        assert (wheel.tick, wheel.levels, wheel.slots) == (0.005, 3, 8)
-        assert wheel.origin == trio.current_time()
-
-
-async def test_outside_a_runtime_each_trio_run_has_its_own_wheel(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    plain = TimerWheel.current()
-    assert plain is TimerWheel.current()
-    assert (plain.tick, plain.levels, plain.slots) == (TICK, 6, 64)
-    async with runtime.open_runtime(RuntimeConfig(handle_signals=False)):
-        assert TimerWheel.current() is not plain
-    start = trio.current_time()
-    await sleep(0.25)  # driven by the per-run wheel's own system task
-    assert trio.current_time() - start == pytest.approx(0.25, abs=TICK)
-
-
-async def test_with_no_timers_the_driver_never_wakes(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    wheel = TimerWheel.current()
-    await trio.sleep(3600)  # an hour of mock time with nothing pending
-    assert wheel.statistics().wakeups == 0
-
-
-async def test_after_the_last_timer_fires_the_driver_sleeps_with_no_deadline(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    wheel = TimerWheel.current()
-    await sleep(0.5)
-    woke = wheel.statistics().wakeups
-    assert woke >= 1
-    await trio.sleep(24 * 3600)  # a day with nothing pending
-    assert wheel.statistics().wakeups == woke
-    assert wheel.statistics().next_wakeup is None
-
-
-async def test_after_the_last_timer_is_cancelled_the_driver_wakes_at_most_once(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    wheel = TimerWheel.current()
-    timer = wheel.call_at(trio.current_time() + 0.05, lambda: None)
-    await trio.testing.wait_all_tasks_blocked()  # the driver is armed for the timer
-    before = wheel.statistics().wakeups
-    timer.cancel()
-    await trio.sleep(3600)
-    assert wheel.statistics().wakeups - before <= 1
-    settled = wheel.statistics().wakeups
-    await trio.sleep(3600)
-    assert wheel.statistics().wakeups == settled
-
-
-async def test_a_sleeping_driver_wakes_earlier_for_an_earlier_timer(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    wheel = TimerWheel.current()
-    fired: list[float] = []
-    start = trio.current_time()
-    wheel.call_at(start + 10.0, lambda: fired.append(trio.current_time() - start))
-    await trio.testing.wait_all_tasks_blocked()  # driver armed for ~10 s
-    wheel.call_at(start + 0.003, lambda: fired.append(trio.current_time() - start))
-    await trio.sleep(11)
-    assert fired == [pytest.approx(0.003), pytest.approx(10.0)]
-
-
-async def test_a_hand_made_wheel_can_be_served_and_only_once(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    wheel = TimerWheel(tick=0.01, origin=trio.current_time())
-    fired: list[float] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.serve)
-        with pytest.raises(RuntimeError, match="already has a driver"):
-            await wheel.serve()
-        start = trio.current_time()
-        wheel.call_at(start + 0.123, lambda: fired.append(trio.current_time() - start))
-        await trio.sleep(1)
-        nursery.cancel_scope.cancel()
-    assert fired == [pytest.approx(0.13)]  # 10 ms ticks: the first tick at or after 0.123
-
-
-def test_timers_keep_working_while_the_runtime_drains() -> None:
-    """The driver is a system task: it outlives spawned tasks, so they can sleep to drain."""
-    done: list[float] = []
-    clock = trio.testing.MockClock(autojump_threshold=0)
-
-    async def drainer() -> None:
-        await runtime.current().shutdown_requested()
-        start = trio.current_time()
-        await sleep(0.5)
-        done.append(trio.current_time() - start)
-
-    async def main() -> None:
-        runtime.spawn(drainer)
-        await sleep(0.01)
-
-    runtime.run(main, config=RuntimeConfig(handle_signals=False), clock=clock)
-    assert done == [pytest.approx(0.5, abs=TICK)]
-
-
 def test_repr_says_what_it_is() -> None:
     wheel = TimerWheel()
     timer = wheel.call_at(1.0, print)
@@ -375,10 +267,113 @@ def test_absurdly_far_deadlines_neither_crash_nor_fire_early(deadline: float) ->
     assert len(wheel) == (0 if deadline < 0 else 1)
 
 
-async def test_a_far_timeout_does_not_break_the_driver(
-    autojump_clock: trio.testing.MockClock,
+# -- the pure module: no Trio, a fake clock, the driver seam ---------------------------------
+
+WHEEL_SOURCE = Path(_wheel.__file__)
+PURE_IMPORTS = {"__future__", "attrs", "collections.abc", "logging", "math", "typing"}
+
+
+def _imported_modules(tree: ast.Module) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.add("." * node.level + (node.module or ""))
+    return found
+
+
+def test_the_wheel_module_imports_nothing_but_the_stdlib_and_attrs() -> None:
+    """Every import, anywhere in the file (a function-local one too): no trio, no runtime."""
+    imported = _imported_modules(ast.parse(WHEEL_SOURCE.read_text(encoding="utf-8")))
+    assert imported <= PURE_IMPORTS, f"_wheel.py imports {sorted(imported - PURE_IMPORTS)}"
+
+
+def test_the_wheel_module_loads_and_runs_where_trio_cannot_be_imported(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with move_on_at(1e308) as scope:
-        await sleep(1)
-    assert not scope.expired
-    assert trio.current_time() == pytest.approx(1, abs=TICK)
+    """Load _wheel.py by path, outside the package, with ``import trio`` made to fail."""
+    for name in [m for m in sys.modules if m == "trio" or m.startswith(("trio.", "runtime"))]:
+        monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules: ImportError
+    spec = importlib.util.spec_from_file_location("lone_wheel", WHEEL_SOURCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "lone_wheel", module)
+    spec.loader.exec_module(module)
+    now = [0.0]
+    wheel = module.WheelCore(clock=lambda: now[0])
+    fired: list[float] = []
+    wheel.call_at(0.0105, lambda: fired.append(now[0]))
+    now[0] = 0.011
+    assert wheel.advance(wheel.now()) == 1
+    assert fired == [0.011]
+
+
+class FakeSleeper:
+    """What a driver would sleep in: just a deadline, the way trio.CancelScope has one."""
+
+    def __init__(self) -> None:
+        self.deadline = math.inf
+
+
+def test_now_reads_the_clock_it_was_given() -> None:
+    now = [5.0]
+    wheel = WheelCore(origin=5.0, clock=lambda: now[0])
+    assert wheel.now() == 5.0
+    now[0] = 7.25
+    assert wheel.now() == 7.25
+
+
+def test_without_a_clock_now_is_the_last_tick_it_was_advanced_to() -> None:
+    wheel = WheelCore(tick=0.01, origin=100.0)
+    assert wheel.now() == 100.0
+    wheel.advance(100.257)
+    assert wheel.now() == pytest.approx(100.25)
+
+
+def test_a_parked_sleeper_is_armed_for_the_next_slot_and_moved_for_earlier_timers() -> None:
+    wheel = WheelCore(tick=0.001)
+    sleeper = FakeSleeper()
+    wheel.park(sleeper)
+    assert sleeper.deadline == math.inf  # empty: no deadline at all
+    wheel.unpark()
+    wheel.call_at(0.5, lambda: None)
+    wheel.park(sleeper)
+    assert sleeper.deadline == wheel.next_wakeup()
+    wheel.call_at(0.003, lambda: None)  # earlier than the sleeper's deadline: moves it
+    assert sleeper.deadline == 0.003
+    wheel.call_at(0.2, lambda: None)  # later: leaves it
+    assert sleeper.deadline == 0.003
+    wheel.unpark()
+    wheel.call_at(0.001, lambda: None)  # awake: no deadline to move
+    assert sleeper.deadline == 0.003
+
+
+def test_a_driver_loop_on_a_fake_clock_fires_everything_on_time_and_wakes_only_for_work() -> None:
+    """The loop _driver.py runs, with the clock jumping to the sleeper's deadline (as
+    MockClock's autojump does) and a callback adding an earlier timer while it is parked."""
+    now = [0.0]
+    wheel = WheelCore(tick=0.001, clock=lambda: now[0])
+    fired: list[tuple[str, float]] = []
+
+    def at(deadline: float, name: str) -> None:
+        wheel.call_at(deadline, lambda: fired.append((name, now[0])))
+
+    at(2.0, "b")
+    at(0.0105, "a")
+    at(2.0, "c")
+    while len(wheel):
+        sleeper = FakeSleeper()
+        wheel.park(sleeper)
+        assert sleeper.deadline < math.inf
+        if now[0] == 0.0:
+            at(0.004, "early")  # arrives while the driver sleeps
+        now[0] = sleeper.deadline
+        wheel.unpark()
+        wheel.wake(now[0])
+    assert fired == [("early", 0.004), ("a", 0.011), ("b", 2.0), ("c", 2.0)]
+    stats = wheel.statistics()
+    # One wakeup per slot with work: the two early fires, the start of the level-1 slot that
+    # holds 2.0 s (1.984 s, where b and c move down to level 0), and 2.0 s itself.
+    assert stats.wakeups == 4
+    assert stats.next_wakeup is None
