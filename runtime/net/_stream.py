@@ -181,42 +181,69 @@ class SocketStream(HalfCloseableConnection):
             if not try_consume_budget():
                 await _checkpoint()
             reg = self._reg
-            sock = self.socket
-            with memoryview(data) as view:
-                total = len(view)
+            # The fast path: one send() takes it all (the usual case for a reply that fits
+            # the socket buffer). No memoryview, no loop.
+            if (
+                reg.readiness & WRITE
+                and data
+                and not reg.closed
+                and self._failure is None
+                and not self._eof
+            ):
+                try:
+                    sent = self.socket.send(data)
+                except BlockingIOError:
+                    reg.readiness &= ~WRITE
+                    sent = 0
+                except OSError as exc:
+                    self._failure = exc
+                    raise _broken(exc) from exc
+                if sent:
+                    if self.idle is not None:
+                        self.idle.touch()
+                    if sent == (data.nbytes if type(data) is memoryview else len(data)):
+                        return
+            else:
                 sent = 0
-                while True:
-                    if reg.closed:
-                        raise trio.ClosedResourceError("this stream was closed")
-                    if self._failure is not None:
-                        raise _broken(self._failure)
-                    if self._eof:
-                        raise trio.ClosedResourceError("can't send data after send_eof()")
-                    if reg.readiness & WRITE and sent < total:
-                        try:
-                            sent += sock.send(view[sent:] if sent else view)
-                        except BlockingIOError:
-                            reg.readiness &= ~WRITE
-                        except OSError as exc:
-                            self._failure = exc
-                            raise _broken(exc) from exc
-                        else:
-                            # Every write that moved bytes is activity: a long transfer to
-                            # a peer that reads steadily is never idle.
-                            if self.idle is not None:
-                                self.idle.touch()
-                            if sent >= total:
-                                break
-                            continue
-                    elif sent >= total:
-                        if self.idle is not None:
-                            self.idle.touch()
-                        break  # empty data
-                    waiting = self._reactor.park(reg, WRITE)
-                    if waiting is not None:
-                        await waiting
+            await self._send_rest(data, sent)
         finally:
             self._sending = False
+
+    async def _send_rest(self, data: bytes | bytearray | memoryview, sent: int) -> None:
+        reg = self._reg
+        sock = self.socket
+        with memoryview(data) as raw, raw.cast("B") as view:  # bytes, whatever the format
+            total = view.nbytes
+            while True:
+                if reg.closed:
+                    raise trio.ClosedResourceError("this stream was closed")
+                if self._failure is not None:
+                    raise _broken(self._failure)
+                if self._eof:
+                    raise trio.ClosedResourceError("can't send data after send_eof()")
+                if reg.readiness & WRITE and sent < total:
+                    try:
+                        sent += sock.send(view[sent:] if sent else view)
+                    except BlockingIOError:
+                        reg.readiness &= ~WRITE
+                    except OSError as exc:
+                        self._failure = exc
+                        raise _broken(exc) from exc
+                    else:
+                        # Every write that moved bytes is activity: a long transfer to a
+                        # peer that reads steadily is never idle.
+                        if self.idle is not None:
+                            self.idle.touch()
+                        if sent >= total:
+                            return
+                        continue
+                elif sent >= total:
+                    if self.idle is not None:
+                        self.idle.touch()
+                    return  # empty data
+                waiting = self._reactor.park(reg, WRITE)
+                if waiting is not None:
+                    await waiting
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the socket has room in its send buffer.

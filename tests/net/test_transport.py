@@ -130,3 +130,18 @@ def test_format_address() -> None:
     assert format_address("/run/app.sock") == "/run/app.sock"
     assert format_address("") == "<unknown>"
     assert format_address(None) == "<unknown>"
+
+
+async def test_send_all_counts_bytes_of_a_memoryview_of_wider_items() -> None:
+    import array
+
+    a, b = UnixStream.pair()
+    data = memoryview(array.array("I", range(200_000)))  # 800 KB: needs several sends
+    got = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.send_all, data)
+        while len(got) < data.nbytes:
+            got += await b.receive_some()
+    assert bytes(got) == data.tobytes()
+    await a.aclose()
+    await b.aclose()
