@@ -344,6 +344,58 @@ class Runtime:
             logger.warning("second SIGINT: cancelling every task now")
             self.cancel(reason="second SIGINT")
 
+    # -- the lifetime ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _lifetime(self) -> AsyncIterator[Runtime]:
+        """Run this runtime for the body of the block: what :func:`open_runtime` does.
+
+        Opens the system nursery (services, the signal watcher) and inside it the task
+        nursery (spawned tasks and the body); on the way out starts the shutdown, waits for
+        the tasks, reports failures nobody awaited and stops the services. This runtime is
+        current, and its budget in force, until then.
+
+        Cancellation: cancelling the enclosing scope cancels every task and service.
+        """
+        config = self.config
+        previous_budget = _coop.set_budget(config.coop_budget)
+        token = _current_runtime.set(self)
+        registry_token = current_registry.set(self._registry)
+        error: BaseException | None = None
+        try:
+            async with trio.open_nursery() as system:
+                self._system_nursery = system
+                if config.handle_signals and threading.current_thread() is threading.main_thread():
+                    await system.start(self._watch_signals)
+                try:
+                    async with trio.open_nursery() as tasks:
+                        self._task_nursery = tasks
+                        try:
+                            yield self
+                        except BaseException:
+                            if self._shutdown is None:
+                                self._shutdown = _ShutdownState("error", trio.current_time(), 0)
+                            raise
+                        self.shutdown(reason="main returned")
+                finally:
+                    self._task_nursery = None
+                    self._report_unobserved_at_exit()
+                    self._log_shutdown_done()
+                    system.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            error = unwrap_group(group)
+            if error is group:
+                raise
+        finally:
+            self._system_nursery = None
+            _current_runtime.reset(token)
+            current_registry.reset(registry_token)
+            _coop.set_budget(previous_budget)
+        if error is not None:
+            raise error
+        if self._fatal is not None:
+            raise self._fatal
+
     def _cut_short(self) -> BaseException:
         """What ``run()`` raises when main was cancelled by the final cancel."""
         state = self._shutdown
@@ -450,45 +502,8 @@ async def open_runtime(config: RuntimeConfig | None = None) -> AsyncIterator[Run
 
     Cancellation: cancelling the enclosing scope cancels every task and service.
     """
-    config = config or RuntimeConfig()
-    rt = Runtime(config)
-    previous_budget = _coop.set_budget(config.coop_budget)
-    token = _current_runtime.set(rt)
-    registry_token = current_registry.set(rt._registry)
-    error: BaseException | None = None
-    try:
-        async with trio.open_nursery() as system:
-            rt._system_nursery = system
-            if config.handle_signals and threading.current_thread() is threading.main_thread():
-                await system.start(rt._watch_signals)
-            try:
-                async with trio.open_nursery() as tasks:
-                    rt._task_nursery = tasks
-                    try:
-                        yield rt
-                    except BaseException:
-                        if rt._shutdown is None:
-                            rt._shutdown = _ShutdownState("error", trio.current_time(), 0)
-                        raise
-                    rt.shutdown(reason="main returned")
-            finally:
-                rt._task_nursery = None
-                rt._report_unobserved_at_exit()
-                rt._log_shutdown_done()
-                system.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        error = unwrap_group(group)
-        if error is group:
-            raise
-    finally:
-        rt._system_nursery = None
-        _current_runtime.reset(token)
-        current_registry.reset(registry_token)
-        _coop.set_budget(previous_budget)
-    if error is not None:
-        raise error
-    if rt._fatal is not None:
-        raise rt._fatal
+    async with Runtime(config or RuntimeConfig())._lifetime() as rt:
+        yield rt
 
 
 def run(

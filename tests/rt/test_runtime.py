@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import threading
+from pathlib import Path
 
 import pytest
 import trio
@@ -213,9 +215,6 @@ async def test_services_are_per_runtime(rt: runtime.Runtime) -> None:
 
 
 def test_the_task_module_does_not_import_the_runtime_module() -> None:
-    import ast
-    from pathlib import Path
-
     import runtime.rt._task as task_module
 
     tree = ast.parse(Path(task_module.__file__).read_text())
@@ -223,3 +222,42 @@ def test_the_task_module_does_not_import_the_runtime_module() -> None:
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
     assert "_runtime" not in imported  # no rt._runtime <-> rt._task cycle
+
+
+def _runtime_private_fields() -> set[str]:
+    """The underscore attributes a Runtime has once built (what its __init__ sets).
+
+    Call it inside Trio: the runtime's limiter needs a running loop."""
+    return {name for name in vars(runtime.Runtime(QUIET)) if name.startswith("_")}
+
+
+def _stores_from_outside(path: Path, fields: set[str]) -> list[str]:
+    """Assignments to ``<expr>.<field>`` where ``<expr>`` is not ``self``.
+
+    ``self.<field>`` in another class is that class's own attribute of the same name."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for sub in (sub for target in targets for sub in ast.walk(target)):
+            if not (isinstance(sub, ast.Attribute) and sub.attr in fields):
+                continue
+            if not (isinstance(sub.value, ast.Name) and sub.value.id == "self"):
+                found.append(f"{path.name}:{sub.lineno} {ast.unparse(sub)} = ...")
+    return found
+
+
+async def test_only_the_runtime_itself_assigns_its_private_fields() -> None:
+    """open_runtime used to set rt._task_nursery, rt._system_nursery and rt._shutdown."""
+    fields = _runtime_private_fields()
+    assert {"_task_nursery", "_system_nursery", "_shutdown"} <= fields
+    package = Path(runtime.__file__).parent
+    found = [
+        store
+        for path in sorted(package.rglob("*.py"))
+        for store in _stores_from_outside(path, fields)
+    ]
+    assert found == []
