@@ -70,10 +70,8 @@ class ReactorStatistics:
         backend: ``"epoll"`` (edge-triggered fast path) or ``"trio"`` (fallback).
         registered: file descriptors registered now.
         wakeups: times the leader woke from the epoll fd and drained it.
-        harvests: drains by a task about to park that found events (no wake-up needed).
         events: readiness events drained in total.
-        events_per_wakeup: events per drain that found any, ``events / (wakeups +
-            harvests)`` (0 before the first).
+        events_per_wakeup: ``events / wakeups`` (0 before the first wake-up).
         parked: tasks parked now, waiting for readiness.
     """
 
@@ -81,7 +79,6 @@ class ReactorStatistics:
     registered: int
     wakeups: int
     events: int
-    harvests: int
     events_per_wakeup: float
     parked: int
 
@@ -142,7 +139,6 @@ class EpollReactor:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wake_fd, _EPOLLIN | _EPOLLET)
         self._wakeups = 0
-        self._harvests = 0
         self._events = 0
         self._closed = False
         self._driver: Task | None = None  # the service task running drive(), once it runs
@@ -195,15 +191,14 @@ class EpollReactor:
 
     # -- waiting --------------------------------------------------------------------------
 
-    def park(self, reg: Registration, direction: int) -> Awaitable[object] | None:
-        """Start waiting for ``reg`` in ``direction``; await what it returns, if anything.
+    def park(self, reg: Registration, direction: int) -> Awaitable[object]:
+        """Start waiting for ``reg`` in ``direction``; await what it returns.
 
         The hot path of every stream: it does the bookkeeping at once and hands back the one
         awaitable to park on (Trio's ``wait_task_rescheduled`` as a follower, or the lead
-        wait), so a parked stream costs no coroutine frames of the reactor's own. It returns
-        None when epoll already says the socket is ready. Either way the caller re-checks
-        ``reg.readiness`` and ``reg.closed`` afterwards and parks again if needed (a wake-up
-        may be spurious: an interrupt, or another task's drain).
+        wait), so a parked stream costs no coroutine frames of the reactor's own. The caller
+        re-checks ``reg.readiness`` and ``reg.closed`` afterwards and parks again if needed (a
+        wake-up may be spurious: an interrupt, or another task's drain).
 
         Awaiting the result is a schedule point and a cancellation point; a cancelled wait
         has consumed nothing.
@@ -213,14 +208,6 @@ class EpollReactor:
         """
         if self._leader is None and not self._parked:
             return self._lead(reg)
-        if self._leader_reg is None:
-            # Others are parked and only the driver (if anyone) polls. Harvest what epoll
-            # has now: the tasks this wakes run in the current batch, without a pass through
-            # the driver; and our own socket may be ready already. (Not while a task leads
-            # for a socket of its own: it would miss its edge.)
-            self._drain(harvest=True)
-            if reg.readiness & direction:
-                return None
         waiters = reg.waiters
         if waiters[direction] is not None:
             raise trio.BusyResourceError(
@@ -247,9 +234,7 @@ class EpollReactor:
         while not reg.readiness & direction:
             if reg.closed:
                 raise trio.ClosedResourceError("the socket was closed while waiting on it")
-            waiting = self.park(reg, direction)
-            if waiting is not None:
-                await waiting
+            await self.park(reg, direction)
         if reg.closed:
             raise trio.ClosedResourceError("the socket was closed while waiting on it")
 
@@ -315,23 +300,17 @@ class EpollReactor:
                 await wait_task_rescheduled(abort)
                 woke = 0
 
-    def _drain(self, harvest: bool = False) -> int:
+    def _drain(self) -> int:
         """Read epoll's ready list once; mark readiness; wake the followers that can go on.
 
-        ``harvest`` marks a drain by a task about to park (not counted as a wake-up).
         Returns how many tasks it woke.
         """
         try:
             events = self._epoll.poll(0)
         except OSError:  # closed at runtime exit
             return 0
-        if not events:
-            return 0
         woke = 0
-        if not harvest:
-            self._wakeups += 1
-        else:
-            self._harvests += 1
+        self._wakeups += 1
         self._events += len(events)
         regs = self._regs
         parked = self._parked
@@ -384,12 +363,7 @@ class EpollReactor:
             registered=len(self._regs),
             wakeups=self._wakeups,
             events=self._events,
-            harvests=self._harvests,
-            events_per_wakeup=(
-                self._events / (self._wakeups + self._harvests)
-                if self._wakeups + self._harvests
-                else 0.0
-            ),
+            events_per_wakeup=self._events / self._wakeups if self._wakeups else 0.0,
             parked=len(self._parked),
         )
 
@@ -429,7 +403,7 @@ class FallbackReactor:
         if scope is not None:
             scope.cancel()
 
-    def park(self, reg: Registration, direction: int) -> Awaitable[object] | None:
+    def park(self, reg: Registration, direction: int) -> Awaitable[object]:
         """The wait to await; see :meth:`EpollReactor.park`."""
         return self.wait(reg, direction)
 
@@ -468,7 +442,6 @@ class FallbackReactor:
             registered=self._registered,
             wakeups=self._waits,
             events=self._waits,
-            harvests=0,
             events_per_wakeup=1.0 if self._waits else 0.0,
             parked=0,
         )

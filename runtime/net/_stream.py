@@ -155,9 +155,7 @@ class SocketStream(HalfCloseableConnection):
                         if self.idle is not None:
                             self.idle.touch()
                         return data
-                waiting = self._reactor.park(reg, READ)
-                if waiting is not None:
-                    await waiting
+                await self._reactor.park(reg, READ)
         finally:
             self._receiving = False
 
@@ -241,9 +239,7 @@ class SocketStream(HalfCloseableConnection):
                     if self.idle is not None:
                         self.idle.touch()
                     return  # empty data
-                waiting = self._reactor.park(reg, WRITE)
-                if waiting is not None:
-                    await waiting
+                await self._reactor.park(reg, WRITE)
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the socket has room in its send buffer.
