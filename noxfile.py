@@ -43,8 +43,8 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run every benchmark (not timed tests: read the printed ratios).
 
-    ``nox -s bench -- --smoke`` is not forwarded: the scripts differ in their flags. CI
-    smoke-runs each one through tests/test_benchmarks_smoke.py instead.
+    Arguments after ``--`` go to every script, so only pass flags they all take. CI
+    smoke-runs each script in its shortest mode through tests/test_benchmarks_smoke.py.
     """
     session.install("-e", ".[bench]")
     scripts = [p for p in sorted(Path("benchmarks").glob("*.py")) if not p.name.startswith("_")]
