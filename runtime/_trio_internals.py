@@ -9,14 +9,18 @@ Two fast paths need more than Trio's public API:
 * **Reading a task's checkpoint counters** (``rt._coop``, the cooperative budget): the
   schedule-point counter tells one turn from the next, the cancel status says whether the
   task is cancelled, and the cancel-point counter keeps ``trio.testing.assert_checkpoints``
-  honest when an operation completes without yielding.
+  honest when an operation completes without yielding. The budget's fast path runs on every
+  socket read and write, so it is built here whole (:func:`build_try_consume_budget`), with
+  the reads inline: ``rt._coop.try_consume_budget`` *is* that function, one call per
+  operation, not a wrapper around accessors.
 
 Nothing else in ``runtime`` may touch ``trio._core`` or an underscore attribute of a Trio
 object; it calls the functions here. At import, each path is *exercised*, not just looked
 up: :func:`_self_test_splice` runs a small Trio program in a helper thread that splices a
 scope into one of two sleeping tasks, cancels it, and checks that exactly that task was
 cancelled and that leaving the scope swallowed its own cancel; :func:`_self_test_counters`
-checks that the counters move the way the budget assumes. A path whose self-test fails (a
+checks that the counters move the way the budget assumes and that the fast budget function
+built from them keeps the budget's contract. A path whose self-test fails (a
 Trio release changed its internals) is switched off, :data:`SPLICE_OK` or
 :data:`COUNTERS_OK` is False, and the callers use Trio's public API instead: slower, same
 behaviour. ``tests/test_trio_internals.py`` runs the same checks, so a Trio upgrade that
@@ -36,7 +40,10 @@ import trio.testing
 __all__ = [
     "COUNTERS_OK",
     "SPLICE_OK",
+    "BudgetTurn",
+    "build_try_consume_budget",
     "exit_spliced",
+    "fast_try_consume_budget",
     "schedule_points",
     "splice",
     "try_cancel_point",
@@ -185,6 +192,72 @@ def try_cancel_point(task: Any) -> bool:
     return True
 
 
+# -- the cooperative budget's fast path ---------------------------------------------------------
+
+
+class BudgetTurn:
+    """The cooperative budget's state, shared by ``rt._coop`` and the fast path built here.
+
+    Attributes:
+        size: Operations a task may complete per turn (``rt._coop.set_budget``).
+        task: The task whose turn it is, or None (the next spender starts a turn).
+        mark: That task's schedule-point count when its turn started.
+        remaining: Operations it may still complete in this turn.
+    """
+
+    __slots__ = ("mark", "remaining", "size", "task")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.task: object = None
+        self.mark = -1
+        self.remaining = 0
+
+
+def build_try_consume_budget(turn: BudgetTurn) -> Callable[[], bool]:
+    """The budget's fast path over ``turn``, reading the task's counters directly.
+
+    A turn is recognised exactly: it is the same turn while the same task spends and its
+    schedule-point counter has not moved. Use :func:`fast_try_consume_budget`, which gives
+    this only if the self-test passed.
+    """
+    current_task = _current_task
+
+    def try_consume_budget() -> bool:
+        """Spend one unit of the current task's budget, if the operation may complete now.
+
+        Synchronous, for the fast path of a primitive. It never yields.
+
+        Returns:
+            True: the operation may complete without a schedule point (it has been counted
+            as a cancellation point). False: the budget is spent or the task is cancelled;
+            the caller must ``await trio.lowlevel.checkpoint()`` before doing anything,
+            which yields (refilling the budget) or raises ``trio.Cancelled``.
+        """
+        task: Any = current_task()
+        mark = task._schedule_points
+        if task is turn.task and mark == turn.mark:
+            remaining = turn.remaining = turn.remaining - 1
+        else:
+            turn.task = task
+            turn.mark = mark
+            remaining = turn.remaining = turn.size - 1
+        if remaining <= 0 or task._cancel_status.effectively_cancelled:
+            return False
+        task._cancel_points += 1
+        return True
+
+    return try_consume_budget
+
+
+def fast_try_consume_budget(turn: BudgetTurn) -> Callable[[], bool] | None:
+    """The fast budget function over ``turn``, or None if the installed Trio failed its test.
+
+    ``rt._coop`` calls this once, at import, and falls back to its public-API version on None.
+    """
+    return build_try_consume_budget(turn) if COUNTERS_OK else None
+
+
 # -- the self-tests ---------------------------------------------------------------------------
 
 
@@ -240,7 +313,31 @@ async def _probe_counters() -> bool:
     with trio.CancelScope() as scope:  # noqa: ASYNC100 - read the status, no checkpoint
         scope.cancel()
         cancelled_seen = not try_cancel_point(task)
-    return cancelled_seen
+    return cancelled_seen and await _probe_budget()
+
+
+async def _probe_budget() -> bool:
+    """The fast budget function keeps the contract: turns, cancellation, cancel points."""
+    turn = BudgetTurn(3)
+    spend = build_try_consume_budget(turn)
+    task: Any = _current_task()
+    await trio.lowlevel.checkpoint()
+    points = task._cancel_points
+    if [spend(), spend(), spend()] != [True, True, False]:
+        return False  # a turn allows size - 1 fast operations
+    if task._cancel_points != points + 2:
+        return False  # each one that completes counts as a cancellation point
+    await trio.lowlevel.checkpoint()
+    if not spend():
+        return False  # going through the scheduler starts a new turn
+    await trio.lowlevel.checkpoint()
+    with trio.CancelScope() as scope:  # noqa: ASYNC100 - read the status, no checkpoint
+        scope.cancel()
+        points = task._cancel_points
+        refused = not spend() and task._cancel_points == points
+        with trio.CancelScope(shield=True):  # noqa: ASYNC100 - the same, shielded
+            shielded = spend()
+    return refused and shielded
 
 
 def _run_probe(probe: Callable[[], Any]) -> bool:

@@ -6,6 +6,7 @@ these tests say so loudly instead of letting it happen quietly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,6 +27,55 @@ async def test_the_splice_probe_passes_inside_a_running_trio() -> None:
 
 async def test_the_counter_probe_passes_inside_a_running_trio() -> None:
     assert await internals._probe_counters()
+
+
+async def test_the_budget_probe_passes_inside_a_running_trio() -> None:
+    assert await internals._probe_budget()
+
+
+def test_a_fast_budget_that_breaks_the_contract_fails_the_self_test(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counters that read fine but a fast path that forgets to count its cancel points."""
+    real = internals.build_try_consume_budget
+
+    def forgetful(turn: internals.BudgetTurn) -> Callable[[], bool]:
+        spend = real(turn)
+
+        def spend_without_counting() -> bool:
+            task: Any = trio.lowlevel.current_task()
+            points = task._cancel_points
+            ok = spend()
+            task._cancel_points = points
+            return ok
+
+        return spend_without_counting
+
+    monkeypatch.setattr(internals, "build_try_consume_budget", forgetful)
+    assert not internals._self_test_counters()
+
+
+def test_without_the_counters_there_is_no_fast_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    turn = internals.BudgetTurn(8)
+    assert internals.fast_try_consume_budget(turn) is not None
+    monkeypatch.setattr(internals, "COUNTERS_OK", False)
+    assert internals.fast_try_consume_budget(turn) is None
+
+
+async def test_the_fast_budget_counts_turns_and_cancel_points_in_the_turn_it_is_given() -> None:
+    turn = internals.BudgetTurn(4)
+    spend = internals.build_try_consume_budget(turn)
+    await trio.lowlevel.checkpoint()
+    task: Any = trio.lowlevel.current_task()
+    points, schedule_points = task._cancel_points, task._schedule_points
+    assert spend()  # completed without yielding, but counted as a cancellation point
+    assert (task._cancel_points, task._schedule_points) == (points + 1, schedule_points)
+    assert turn.task is trio.lowlevel.current_task()
+    assert turn.remaining == 3
+    assert [spend(), spend(), spend()] == [True, True, False]
+    turn.size = 2  # what set_budget does
+    await trio.lowlevel.checkpoint()
+    assert [spend(), spend()] == [True, False]
 
 
 async def test_a_spliced_scope_cancels_its_task_and_only_it_and_shields_hold() -> None:

@@ -32,14 +32,18 @@ budget can refill each other's turns, so such a task yields less often than the 
 (it still checks for cancellation on every operation).
 
 The fast path reads three private attributes of ``trio.lowlevel.Task`` (the cancel status and
-the two checkpoint counters used by ``trio.testing``), through :mod:`runtime._trio_internals`,
-which tests them at import. If a future Trio changes them, the module falls back to public
-API: ``current_effective_deadline()`` for cancellation, and task identity alone for turns
-(which only makes tasks yield earlier).
+the two checkpoint counters used by ``trio.testing``). It runs on every socket read and write,
+so it is one function built whole in :mod:`runtime._trio_internals` (the module that keeps
+Trio's private API in quarantine and tests it at import) over this module's
+:class:`~runtime._trio_internals.BudgetTurn`, and :func:`try_consume_budget` here *is* that
+function: callers pay one call. If a future Trio changes the internals, the self-test fails
+and this module uses its public-API version instead: ``current_effective_deadline()`` for
+cancellation, and task identity alone for turns (which only makes tasks yield earlier).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import inf
 
 import trio
@@ -48,19 +52,18 @@ from .. import _trio_internals
 
 _DEFAULT_BUDGET = 128
 
-_budget_size = _DEFAULT_BUDGET
-_turn_task: object = None
-_turn_mark = -1
-_remaining = 0
+# The budget's whole state: the size, and whose turn it is (task, schedule-point mark, what
+# is left). The fast path built in _trio_internals reads and writes this same object.
+_turn = _trio_internals.BudgetTurn(_DEFAULT_BUDGET)
 
 _current_task = trio.lowlevel.current_task
 _checkpoint = trio.lowlevel.checkpoint
 _effective_deadline = trio.current_effective_deadline
 
-
-_FAST = _trio_internals.COUNTERS_OK
+# Built once, here, at import; None if the installed Trio failed the self-test.
+_fast_path = _trio_internals.fast_try_consume_budget(_turn)
+_FAST = _fast_path is not None
 _schedule_points = _trio_internals.schedule_points
-_try_cancel_point = _trio_internals.try_cancel_point
 
 
 def set_budget(size: int) -> int:
@@ -78,70 +81,54 @@ def set_budget(size: int) -> int:
     Raises:
         ValueError: ``size`` is below 1.
     """
-    global _budget_size, _turn_task
     if size < 1:
         raise ValueError(f"coop budget must be >= 1, got {size}; use 1 for Trio's behaviour")
-    previous = _budget_size
-    _budget_size = size
-    _turn_task = None
+    previous = _turn.size
+    _turn.size = size
+    _turn.task = None
     return previous
 
 
 def budget() -> int:
     """The budget size in force."""
-    return _budget_size
-
-
-def _try_consume_budget_fast() -> bool:
-    """Spend one unit of the current task's budget, if the operation may complete now.
-
-    Synchronous, for the fast path of a primitive. It never yields.
-
-    Returns:
-        True: the operation may complete without a schedule point (it has been counted as a
-        cancellation point). False: the budget is spent or the task is cancelled; the caller
-        must ``await trio.lowlevel.checkpoint()`` before doing anything, which yields
-        (refilling the budget) or raises ``trio.Cancelled``.
-    """
-    global _turn_task, _turn_mark, _remaining
-    task = _current_task()
-    mark = _schedule_points(task)
-    if task is _turn_task and mark == _turn_mark:
-        _remaining -= 1
-        if _remaining <= 0:
-            return False
-    else:
-        _turn_task = task
-        _turn_mark = mark
-        _remaining = _budget_size - 1
-        if _remaining <= 0:
-            return False
-    return _try_cancel_point(task)
+    return _turn.size
 
 
 def _try_consume_budget_public() -> bool:
-    """The same contract as the fast version, on public Trio API only.
+    """Spend one unit of the current task's budget, if the operation may complete now.
 
-    Without the schedule-point counter a turn ends only when another task spends budget or
-    when this one runs out, so a task may yield a little earlier than it has to.
+    The same contract as the fast version, on public Trio API only. Without the
+    schedule-point counter a turn ends only when another task spends budget or when this one
+    runs out, so a task may yield a little earlier than it has to.
+
+    Returns:
+        True: the operation may complete without a schedule point. False: the budget is spent
+        or the task is cancelled; the caller must ``await trio.lowlevel.checkpoint()``.
     """
-    global _turn_task, _remaining
+    turn = _turn
     task = _current_task()
-    if task is _turn_task:
-        _remaining -= 1
-        if _remaining <= 0:
-            _turn_task = None
-            return False
+    if task is turn.task:
+        remaining = turn.remaining = turn.remaining - 1
     else:
-        _turn_task = task
-        _remaining = _budget_size - 1
-        if _remaining <= 0:
-            _turn_task = None
-            return False
+        turn.task = task
+        remaining = turn.remaining = turn.size - 1
+    if remaining <= 0:
+        turn.task = None
+        return False
     return _effective_deadline() != -inf
 
 
-try_consume_budget = _try_consume_budget_fast if _FAST else _try_consume_budget_public
+try_consume_budget: Callable[[], bool] = (
+    _try_consume_budget_public if _fast_path is None else _fast_path
+)
+"""Spend one unit of the current task's budget, if the operation may complete now.
+
+Synchronous, for the fast path of a primitive; it never yields. True: the operation may
+complete without a schedule point (it has been counted as a cancellation point). False: the
+budget is spent or the task is cancelled, and the caller must ``await
+trio.lowlevel.checkpoint()`` before doing anything, which yields (refilling the budget) or
+raises ``trio.Cancelled``. The fast function from ``_trio_internals`` itself, not a wrapper.
+"""
 
 
 async def consume_budget() -> None:
@@ -159,12 +146,13 @@ async def consume_budget() -> None:
 
 def has_budget() -> bool:
     """Whether the current task could complete an operation now without being forced to yield."""
+    turn = _turn
     task = _current_task()
-    if task is not _turn_task:
-        return _budget_size > 1
-    if _FAST and _schedule_points(task) != _turn_mark:
-        return _budget_size > 1
-    return _remaining > 1
+    if task is not turn.task:
+        return turn.size > 1
+    if _FAST and _schedule_points(task) != turn.mark:
+        return turn.size > 1
+    return turn.remaining > 1
 
 
 def reset_budget() -> None:
@@ -172,8 +160,7 @@ def reset_budget() -> None:
 
     Rarely needed: a turn already ends at every schedule point.
     """
-    global _turn_task
-    _turn_task = None
+    _turn.task = None
 
 
 async def yield_now() -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
+from types import FrameType
 
 import pytest
 import trio
 import trio.testing
 
 import runtime
+from runtime import _trio_internals
 from runtime.rt import _coop
 from runtime.sync import mpsc
 
@@ -158,3 +162,60 @@ async def test_the_public_api_fallback_keeps_the_contract(
         assert not fallback()
         await trio.lowlevel.checkpoint()
     assert scope.cancelled_caught
+
+
+@pytest.mark.skipif(not _trio_internals.COUNTERS_OK, reason="this Trio runs the public fallback")
+async def test_try_consume_budget_is_the_fast_function_itself_one_python_call() -> None:
+    """Every socket read and write pays for it: no wrapper, no accessor calls inside (the one
+    other Python call is Trio's own ``current_task``)."""
+    assert _coop.try_consume_budget is _coop._fast_path
+    assert runtime.rt.try_consume_budget is _coop.try_consume_budget
+    assert _coop.try_consume_budget.__module__ == "runtime._trio_internals"
+    calls: list[tuple[str, str]] = []
+
+    def profiler(frame: FrameType, event: str, arg: object) -> None:
+        module = frame.f_globals.get("__name__", "")
+        if event == "call" and module.startswith("runtime"):
+            calls.append((module, frame.f_code.co_qualname))
+
+    await trio.lowlevel.checkpoint()
+    sys.setprofile(profiler)
+    try:
+        spent = _coop.try_consume_budget()
+    finally:
+        sys.setprofile(None)
+    assert spent
+    assert calls == [
+        ("runtime._trio_internals", "build_try_consume_budget.<locals>.try_consume_budget")
+    ]
+
+
+async def test_the_fast_path_and_the_budget_functions_share_one_turn(
+    set_budget: Callable[[int], object],
+) -> None:
+    set_budget(3)
+    await trio.lowlevel.checkpoint()
+    assert _coop.try_consume_budget()
+    assert _coop.has_budget()  # one left before the one that must yield
+    assert _coop.try_consume_budget()
+    assert not _coop.has_budget()
+    _coop.reset_budget()
+    assert _coop.has_budget()
+    assert [_coop.try_consume_budget() for _ in range(3)] == [True, True, False]
+
+
+async def test_when_the_self_test_fails_the_public_fallback_is_the_budget_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fresh copy of the _coop module, imported as if this Trio had failed the self-test."""
+    monkeypatch.setattr(_trio_internals, "COUNTERS_OK", False)
+    name = "runtime.rt._coop_as_on_a_changed_trio"
+    spec = importlib.util.spec_from_file_location(name, _coop.__file__)
+    assert spec is not None and spec.loader is not None
+    fresh = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, fresh)
+    spec.loader.exec_module(fresh)
+    assert fresh.try_consume_budget is fresh._try_consume_budget_public
+    fresh.set_budget(2)
+    await trio.lowlevel.checkpoint()
+    assert [fresh.try_consume_budget(), fresh.try_consume_budget()] == [True, False]
