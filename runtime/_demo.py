@@ -2,8 +2,9 @@
 
 The apps themselves live in ``examples/`` (they are what the tutorial teaches); the demo
 loads them from there, or from the copy packed into the wheel as ``runtime/_examples``. Both
-servers are tasks spawned on the runtime, so a SIGINT or SIGTERM drains them: they stop
-accepting, finish what each connection has read, close gracefully, and the process exits 0.
+servers are serving before their lines are printed, so a SIGINT or SIGTERM that comes at any
+moment after the lines drains them: they stop accepting, finish what each connection has read,
+close gracefully, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import trio
+
 from .net import ServerConfig, TcpListener, serve
-from .rt import RuntimeConfig, run, spawn
+from .rt import RuntimeConfig, run
 
 logger = logging.getLogger("runtime.demo")
 
@@ -52,23 +55,21 @@ async def serve_demo(host: str = "127.0.0.1", port: int = 0, chat_port: int = 0)
     chat = load_example("chat_server")
     echo_listener = TcpListener.bind(host, port)
     chat_listener = TcpListener.bind(host, chat_port)
-    print(f"listening on tcp://{_format_address(host, echo_listener.port)}", flush=True)
-    print(f"also serving chat on tcp://{_format_address(host, chat_listener.port)}", flush=True)
     room = chat.ChatRoom()
-    echo_server = spawn(
-        functools.partial(serve, config=ServerConfig(name="echo")),
-        echo.echo,
-        [echo_listener],
-        name="demo-echo",
-    )
-    chat_server = spawn(
-        functools.partial(serve, config=ServerConfig(name="chat", idle_timeout=600)),
-        room.handle,
-        [chat_listener],
-        name="demo-chat",
-    )
-    await echo_server
-    await chat_server
+    async with trio.open_nursery() as nursery:
+        # Both servers are serving (and will drain on a signal) before the lines go out.
+        await nursery.start(
+            functools.partial(serve, config=ServerConfig(name="echo")), echo.echo, [echo_listener]
+        )
+        await nursery.start(
+            functools.partial(serve, config=ServerConfig(name="chat", idle_timeout=600)),
+            room.handle,
+            [chat_listener],
+        )
+        print(f"listening on tcp://{_format_address(host, echo_listener.port)}", flush=True)
+        print(
+            f"also serving chat on tcp://{_format_address(host, chat_listener.port)}", flush=True
+        )
 
 
 def run_demo(host: str, port: int, *, chat_port: int = 0, grace: float = 10.0) -> int:

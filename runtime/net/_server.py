@@ -249,21 +249,23 @@ class Server(Generic[C]):
         Cancellation: cancelling it closes the listeners and cancels every handler.
         """
         token = _current_server.set(self)
+        # Registered before the first checkpoint: a SIGTERM that comes right after the
+        # caller printed its listening line finds this server draining, not nothing.
+        rt = try_current() if self.config.drain_on_shutdown else None
+        unregister = rt.on_shutdown(self.drain) if rt is not None else None
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 for listener in self.listeners:
                     nursery.start_soon(self._accept_loop, listener)
-                if self.config.drain_on_shutdown:
-                    rt = try_current()
-                    if rt is not None:
-                        nursery.start_soon(self._drain_on_shutdown, rt.shutdown_requested)
                 task_status.started(self)
                 await self.draining.cancelled()
                 for listener in self.listeners:
                     await listener.aclose()
             logger.info("%s: drained", self.config.name)
         finally:
+            if unregister is not None:
+                unregister()
             _current_server.reset(token)
             for pending in self._pending:
                 pending.close()
@@ -271,11 +273,6 @@ class Server(Generic[C]):
             for listener in self.listeners:
                 with trio.CancelScope(shield=True):
                     await listener.aclose()
-
-    async def _drain_on_shutdown(self, shutdown_requested: Callable[[], Awaitable[None]]) -> None:
-        with self.draining.scope():
-            await shutdown_requested()
-            self.drain()
 
     # -- accepting ------------------------------------------------------------------------
 

@@ -118,6 +118,7 @@ class Runtime:
         self._registry = _Registry(self)
         self._blocking_limiter = trio.CapacityLimiter(config.max_blocking_threads)
         self._shutdown_event = trio.Event()
+        self._shutdown_callbacks: dict[object, Callable[[], object]] = {}
         self._shutdown: _ShutdownState | None = None
         self._task_nursery: trio.Nursery | None = None
         self._system_nursery: trio.Nursery | None = None
@@ -228,6 +229,29 @@ class Runtime:
         """Wait until a shutdown starts. Use it to drain: stop taking work, finish in-flight."""
         await self._shutdown_event.wait()
 
+    def on_shutdown(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` when a shutdown starts; returns a function that unregisters it.
+
+        The synchronous form of :meth:`shutdown_requested`, for something that drains
+        (a server stops accepting): it takes effect at once, with no task to schedule, so a
+        signal that arrives right after a server printed its listening line still finds
+        something draining. Called at most once, in the task that starts the shutdown; an
+        exception from it is logged. Registered after the shutdown started, it is called at
+        once.
+        """
+        key = object()
+        if self._shutdown is not None:
+            self._call_shutdown_callback(callback)
+            return lambda: None
+        self._shutdown_callbacks[key] = callback
+        return lambda: self._shutdown_callbacks.pop(key, None) and None
+
+    def _call_shutdown_callback(self, callback: Callable[[], object]) -> None:
+        try:
+            callback()
+        except Exception:
+            logger.exception("shutdown callback %r failed", callback)
+
     @property
     def shutdown_deadline(self) -> float:
         """Trio clock time of the shutdown's final cancel; ``math.inf`` before a shutdown.
@@ -263,6 +287,9 @@ class Runtime:
             )
             self._shutdown_event.set()
             self._registry.notify_ends = True  # count what drains and what is cancelled
+            callbacks, self._shutdown_callbacks = self._shutdown_callbacks, {}
+            for callback in callbacks.values():
+                self._call_shutdown_callback(callback)
         if now + grace < state.deadline:
             state.deadline = now + grace
             state.grace = state.deadline - state.started_at
@@ -327,7 +354,9 @@ class Runtime:
         stop now."""
         first = self._shutdown is None
         if first:
-            draining = self._shutdown_event.statistics().tasks_waiting
+            draining = self._shutdown_event.statistics().tasks_waiting + len(
+                self._shutdown_callbacks
+            )
             self.shutdown(reason=sig.name)
         state = self._shutdown
         assert state is not None

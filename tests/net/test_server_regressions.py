@@ -478,3 +478,38 @@ async def test_idle_cut_in_both_scope_modes_leaves_neighbours_alone(
         assert await busy.receive_some() == b"still served"
         server.drain()
     assert ended == ["ended", "ended"]
+
+
+# -- a signal right after the listening line finds the server draining ----------------------
+
+
+def test_a_sigterm_as_serve_starts_drains_and_returns() -> None:
+    import signal
+
+    async def main() -> str:
+        listener = TcpListener.bind()
+        server: Server[Connection] = Server(echo, [listener])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            # The signal arrives now, with no checkpoint since serve() reported it started.
+            # (_on_signal is what the runtime's signal watcher calls.)
+            runtime.current()._on_signal(signal.SIGTERM)
+        return "drained"
+
+    # Before the fix the server's drain watcher was a task of its own that might not have
+    # run yet, and the signal then found nothing draining and cancelled everything (about
+    # half the time); the registration is now synchronous.
+    for _ in range(8):
+        assert runtime.run(main, config=runtime.RuntimeConfig(handle_signals=False)) == "drained"
+
+
+async def test_on_shutdown_calls_back_once_and_can_be_unregistered() -> None:
+    calls: list[str] = []
+    async with runtime.open_runtime(runtime.RuntimeConfig(handle_signals=False)) as rt:
+        rt.on_shutdown(lambda: calls.append("a"))
+        unregister = rt.on_shutdown(lambda: calls.append("b"))
+        unregister()
+        rt.shutdown(grace=1)
+        rt.shutdown(grace=1)  # a second call does not call back again
+        rt.on_shutdown(lambda: calls.append("late"))  # after the start: called at once
+    assert calls == ["a", "late"]
