@@ -12,7 +12,6 @@ import pytest
 import runtime
 from runtime import RuntimeConfig
 
-
 # Hypothesis explores fresh examples on every run (no derandomize), from a seed printed in the
 # header so a failure found in CI can be replayed: pytest --hypothesis-seed=N. A failure that
 # was found gets pinned with @example in its test.
