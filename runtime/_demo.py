@@ -1,7 +1,8 @@
 """The demo apps behind ``python -m runtime demo``: the echo and chat examples, served together.
 
 The apps themselves live in ``examples/`` (they are what the tutorial teaches); the demo
-loads them from there, or from the copy packed into the wheel as ``runtime/_examples``. Both
+imports them as modules: ``runtime._examples`` in an installed wheel, ``examples`` in an
+editable checkout. Both
 servers are serving before their lines are printed, so a SIGINT or SIGTERM that comes at any
 moment after the lines drains them: they stop accepting, finish what each connection has read,
 close gracefully, and the process exits 0.
@@ -10,10 +11,9 @@ close gracefully, and the process exits 0.
 from __future__ import annotations
 
 import functools
-import importlib.util
+import importlib
 import logging
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import trio
@@ -23,26 +23,29 @@ from .rt import RuntimeConfig, run
 
 logger = logging.getLogger("runtime.demo")
 
-_HERE = Path(__file__).resolve().parent
-_EXAMPLE_DIRS = [_HERE / "_examples", _HERE.parent / "examples"]
+_EXAMPLE_PACKAGES = ("runtime._examples", "examples")
 
 
 def load_example(name: str) -> ModuleType:
-    """Import ``examples/<name>.py`` as a module.
+    """Import the example ``name`` (``"echo_server"``) as an ordinary module.
+
+    An installed wheel carries the examples as ``runtime._examples`` (see pyproject.toml); a
+    source checkout installed with ``pip install -e .`` has the project root on ``sys.path``,
+    where they are the ``examples`` package.
 
     Raises:
-        FileNotFoundError: the examples are not installed next to the package.
+        ModuleNotFoundError: neither is installed.
     """
-    for folder in _EXAMPLE_DIRS:
-        path = folder / f"{name}.py"
-        if path.exists():
-            spec = importlib.util.spec_from_file_location(f"runtime_example_{name}", path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            return module
-    raise FileNotFoundError(f"example {name}.py not found in {_EXAMPLE_DIRS}")
+    for package in _EXAMPLE_PACKAGES:
+        try:
+            return importlib.import_module(f"{package}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name not in (package, f"{package}.{name}"):
+                raise  # the example itself failed to import something: say so
+    raise ModuleNotFoundError(
+        f"example {name!r} not found in {_EXAMPLE_PACKAGES}; install trio-runtime with its "
+        "examples (pip install trio-runtime, or pip install -e . in a checkout)"
+    )
 
 
 def _format_address(host: str, port: int) -> str:
