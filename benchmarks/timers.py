@@ -17,7 +17,7 @@ ratios matter, not the absolute times (these are shared machines).
 5. lag:      N timers spread over ``--spread`` seconds of real time; p50 and p99 of
              (fire time - deadline).                                       target: p99 < 5 ms
 
-Run: python benchmarks/timers.py [--timers N] [--rounds R] [--spread S] [--skip-lag]
+Run: python benchmarks/timers.py [--timers N] [--rounds R] [--spread S] [--skip-lag] [--ops K]
 """
 
 from __future__ import annotations
@@ -254,8 +254,7 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-async def main(n: int, rounds: int, spread: float, skip_lag: bool) -> None:
-    ops = 200_000
+async def main(n: int, rounds: int, spread: float, skip_lag: bool, ops: int) -> None:
     print(f"timers benchmark: N={n}, {rounds} rounds, best round shown (shared machine)")
     print()
 
@@ -311,6 +310,14 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--spread", type=float, default=10.0)
     parser.add_argument("--skip-lag", action="store_true")
+    parser.add_argument(
+        "--ops",
+        type=int,
+        default=200_000,
+        help="operations per timed loop (default 200000; a smoke run can use far fewer)",
+    )
     args = parser.parse_args()
     config = runtime.RuntimeConfig(handle_signals=False)
-    runtime.run(main, args.timers, args.rounds, args.spread, args.skip_lag, config=config)
+    runtime.run(
+        main, args.timers, args.rounds, args.spread, args.skip_lag, args.ops, config=config
+    )
