@@ -2,26 +2,53 @@
 
     python examples/echo_client.py --port 7000                          # one message
     python examples/echo_client.py --port 7000 --conns 64 --duration 5  # load
+    python examples/echo_client.py --port 7000 --ssl-cafile client.pem  # over TLS
 
 Each connection sends a ``--size``-byte message, waits for all of it to come back, and
 repeats until ``--duration`` seconds have passed (or ``--count`` messages per connection).
-It prints messages per second and the p50 and p99 round-trip latency.
+It prints messages per second and the p50 and p99 round-trip latency. With ``--ssl-cafile``
+it speaks TLS and trusts only the CAs in that file; a failed handshake is one line on stderr
+and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import ssl
+import sys
 import time
 
 import trio
 
 import runtime
-from runtime.net import TcpStream
+from runtime.net import Connection, Connector, TcpConnector, TlsConnector, client_ssl_context
 
 
-async def connection(args: argparse.Namespace, deadline: float, latencies: list[float]) -> None:
+class HandshakeFailed(Exception):
+    """The TLS handshake failed: the message says why, in one line."""
+
+
+def connector(args: argparse.Namespace) -> Connector[Connection]:
+    """Plain TCP, or TLS verified against ``--ssl-cafile`` and ``--server-hostname``."""
+    if args.ssl_cafile is None:
+        return TcpConnector()
+    context = client_ssl_context(args.ssl_cafile)
+    return TlsConnector(context, server_hostname=args.server_hostname)
+
+
+async def connection(
+    args: argparse.Namespace,
+    connect: Connector[Connection],
+    deadline: float,
+    latencies: list[float],
+) -> None:
     payload = b"x" * (args.size - 1) + b"\n"
-    stream = await TcpStream.connect(args.host, args.port)
+    try:
+        stream = await connect.connect(args.host, args.port)
+    except trio.BrokenResourceError as exc:  # only a TLS handshake raises this here
+        raise HandshakeFailed(
+            f"TLS handshake with {args.host}:{args.port} failed: {handshake_failure(exc)}"
+        ) from exc
     async with stream:
         for _ in range(args.count):
             if time.perf_counter() >= deadline:
@@ -41,9 +68,10 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
     latencies: list[float] = []
     start = time.perf_counter()
     deadline = start + args.duration
+    connect = connector(args)
     async with runtime.JoinSet[None]() as tasks:
         for _ in range(args.conns):
-            tasks.spawn(connection, args, deadline, latencies)
+            tasks.spawn(connection, args, connect, deadline, latencies)
         await tasks.join_all()
     elapsed = time.perf_counter() - start
     latencies.sort()
@@ -71,11 +99,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=64, help="message size in bytes (>= 1)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds to run at most")
     p.add_argument("--count", type=int, default=1, help="messages per connection at most")
+    p.add_argument("--ssl-cafile", help="speak TLS, trusting the CA certificates in this file")
+    p.add_argument("--server-hostname", help="the name to verify (default: --host)")
     args = p.parse_args(argv)
     if args.size < 1:
         p.error("--size must be at least 1")
+    if args.server_hostname is None:
+        args.server_hostname = args.host
     return args
 
 
+def handshake_failure(exc: trio.BrokenResourceError) -> str:
+    """Why a handshake failed, in one line that does not depend on the Python version."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError) and cause.reason:
+        return cause.reason
+    return str(exc) or repr(exc)
+
+
 if __name__ == "__main__":
-    runtime.run(main, parse_args())
+    try:
+        runtime.run(main, parse_args())
+    except HandshakeFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
