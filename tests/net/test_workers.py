@@ -75,6 +75,7 @@ def quick(worker_argv: Callable[[int, int], list[str]], **kwargs: object) -> Sup
         "max_backoff": 0.04,
         "restart_window": 60.0,
         "max_restarts": 3,
+        "ready_timeout": 10.0,
     }
     options.update(kwargs)
     return Supervisor(worker_argv, **options)  # type: ignore[arg-type]
@@ -82,7 +83,8 @@ def quick(worker_argv: Callable[[int, int], list[str]], **kwargs: object) -> Sup
 
 async def supervise(supervisor: Supervisor, until: Callable[[], bool]) -> None:
     """Run the supervisor in a runtime until ``until()`` holds, then shut it down."""
-    async with runtime.open_runtime(runtime.RuntimeConfig(handle_signals=False)) as rt:
+    config = runtime.RuntimeConfig(handle_signals=False, shutdown_grace=5.0)
+    async with runtime.open_runtime(config) as rt:
         handle = runtime.spawn(supervisor.run)
         with trio.fail_after(20):
             while not until() and not handle.done():
