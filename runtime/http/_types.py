@@ -1,0 +1,293 @@
+"""HTTP values: ``Headers``, ``Request``, ``Response`` and streaming ``Body``.
+
+These are plain data and know nothing of sockets: the server builds a ``Request`` from h11's
+events and turns a ``Response`` back into h11 events; a test builds them directly.
+
+Header names are case-insensitive and stored lowercased; values are ``str`` decoded as
+latin-1 (RFC 9110 allows only visible ASCII and obs-text; latin-1 maps every byte one to one,
+so nothing is lost and ``raw()`` gives the exact bytes back).
+"""
+
+from __future__ import annotations
+
+import builtins
+import http
+import json as _json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+HeaderPairs = Iterable[tuple[str | bytes, str | bytes]]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+class Headers:
+    """A case-insensitive, multi-valued, ordered collection of header fields.
+
+    ``headers["content-type"]`` and ``headers.get("Content-Type")`` give the first value;
+    ``get_all`` gives every value of a name in order (``Set-Cookie`` may repeat).
+
+    Example:
+        >>> h = Headers([("Content-Type", "text/plain"), ("set-cookie", "a=1")])
+        >>> h.add("Set-Cookie", "b=2")
+        >>> h["content-type"], h.get_all("set-cookie")
+        ('text/plain', ['a=1', 'b=2'])
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: HeaderPairs | Mapping[str, str] | None = None) -> None:
+        self._items: list[tuple[str, str]] = []
+        if items is None:
+            return
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for name, value in pairs:
+            self._items.append((_text(name).lower(), _text(value)))
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name``, or ``default``."""
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name == key:
+                return value
+        return default
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in order (an empty list if there is none)."""
+        key = name.lower()
+        return [value for item_name, value in self._items if item_name == key]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def add(self, name: str, value: str) -> None:
+        """Append a field, keeping any that have the same name."""
+        self._items.append((name.lower(), value))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field called ``name`` with one."""
+        self.remove(name)
+        self._items.append((name.lower(), value))
+
+    def setdefault(self, name: str, value: str) -> str:
+        """The first value of ``name``; add ``value`` first if there is none."""
+        existing = self.get(name)
+        if existing is None:
+            self.add(name, value)
+            return value
+        return existing
+
+    def remove(self, name: str) -> None:
+        """Drop every field called ``name`` (nothing happens if there is none)."""
+        key = name.lower()
+        self._items = [item for item in self._items if item[0] != key]
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair in order, names lowercased."""
+        return list(self._items)
+
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """The pairs as bytes, as h11 takes them."""
+        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self._items]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._items == other._items
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class BodyTooLarge(Exception):
+    """A body is larger than the limit it is read with."""
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+class Body:
+    """A message body that arrives in chunks: iterate it, or ``read()`` it whole.
+
+    It can be consumed once. The server's request bodies stream with backpressure: a chunk is
+    read from the connection only when the handler asks for it.
+
+    Args:
+        chunks: The chunks, as an async iterable, or the whole body as ``bytes``.
+        length: The length, when known in advance (Content-Length).
+    """
+
+    __slots__ = ("_chunks", "_consumed", "length")
+
+    def __init__(self, chunks: AsyncIterable[bytes] | bytes = b"", length: int | None = None):
+        if isinstance(chunks, bytes | bytearray | memoryview):
+            data = bytes(chunks)
+            self.length: int | None = len(data)
+            self._chunks: AsyncIterable[bytes] = _one(data) if data else _no_chunks()
+        else:
+            self.length = length
+            self._chunks = chunks
+        self._consumed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._consumed:
+            raise RuntimeError("this body was already read")
+        self._consumed = True
+        return self._chunks.__aiter__()
+
+    async def read(self, max_bytes: int | None = None) -> bytes:
+        """The whole body.
+
+        Args:
+            max_bytes: Refuse a body longer than this (None: no limit beyond the server's).
+
+        Raises:
+            BodyTooLarge: the body is longer than ``max_bytes``.
+            RuntimeError: the body was already consumed.
+        """
+        if max_bytes is not None and self.length is not None and self.length > max_bytes:
+            raise BodyTooLarge(f"body of {self.length} bytes exceeds {max_bytes} bytes")
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self:
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def json(self, max_bytes: int = 1 << 20) -> Any:
+        """The body parsed as JSON (at most ``max_bytes``, default 1 MiB).
+
+        Raises:
+            BodyTooLarge: the body is longer than ``max_bytes``.
+            ValueError: it is not valid JSON (``json.JSONDecodeError``).
+        """
+        return _json.loads(await self.read(max_bytes))
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    path, _, query = target.partition("?")
+    return path, query
+
+
+@attrs.define(eq=False)
+class Request:
+    """One HTTP request, as a handler (a ``Service[Request, Response]``) receives it.
+
+    Attributes:
+        method: ``"GET"``, ``"POST"``... (uppercase, as sent).
+        target: The request-target as sent, e.g. ``"/items?page=2"``.
+        headers: The header fields.
+        body: The body, streaming (see :class:`Body`).
+        http_version: ``"1.1"`` or ``"1.0"``.
+        peer_address: The client's address, from the connection.
+        scheme: ``"http"`` or ``"https"``.
+        path: The target before ``?``.
+        query: The target after ``?`` (``""`` if none).
+        extensions: Free room for middleware and adapters (e.g. route parameters).
+    """
+
+    method: str
+    target: str
+    headers: Headers = attrs.field(factory=Headers)
+    body: Body = attrs.field(factory=Body)
+    http_version: str = "1.1"
+    peer_address: object = None
+    scheme: str = "http"
+    path: str = attrs.field(init=False)
+    query: str = attrs.field(init=False)
+    extensions: dict[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.path, self.query = _split_target(self.target)
+
+    async def json(self, max_bytes: int = 1 << 20) -> Any:
+        """The body parsed as JSON (at most ``max_bytes``). See :meth:`Body.json`."""
+        return await self.body.json(max_bytes)
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"  # a status outside the registry still gets a reason phrase
+
+
+@attrs.define(eq=False)
+class Response:
+    """One HTTP response.
+
+    Build one with :meth:`text`, :meth:`json` or :meth:`bytes`, or directly with a streaming
+    body (any async iterable of ``bytes``): it is sent chunked unless ``content-length`` is
+    set.
+
+    Attributes:
+        status: The status code.
+        headers: The header fields. The server adds ``date`` and ``server``, and
+            ``content-length`` for a ``bytes`` body.
+        body: ``bytes``, or an async iterable of ``bytes`` to stream.
+        reason: The reason phrase; by default the standard one for ``status`` (never empty:
+            some clients count an empty one as a failure).
+    """
+
+    status: int = 200
+    headers: Headers = attrs.field(factory=Headers)
+    body: builtins.bytes | AsyncIterable[builtins.bytes] = b""
+    reason: str = attrs.field(default=attrs.Factory(lambda self: _reason(self.status), True))
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, *, headers: HeaderPairs = ()) -> Response:
+        """A ``text/plain; charset=utf-8`` response."""
+        h = Headers(headers)
+        h.setdefault("content-type", "text/plain; charset=utf-8")
+        return cls(status, h, text.encode())
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200, *, headers: HeaderPairs = ()) -> Response:
+        """An ``application/json`` response of ``value`` (compact, UTF-8)."""
+        h = Headers(headers)
+        h.setdefault("content-type", "application/json")
+        data = _json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return cls(status, h, data)
+
+    @classmethod
+    def bytes(
+        cls,
+        data: builtins.bytes,
+        status: int = 200,
+        *,
+        content_type: str = "application/octet-stream",
+        headers: HeaderPairs = (),
+    ) -> Response:
+        """A response with ``data`` as its body."""
+        h = Headers(headers)
+        h.setdefault("content-type", content_type)
+        return cls(status, h, builtins.bytes(data))
+
+
+__all__ = ["Body", "BodyTooLarge", "HeaderPairs", "Headers", "Request", "Response"]
