@@ -1,0 +1,320 @@
+"""The HTTP/1.1 server core: the request loop, its limits, drain, timeouts and disconnects.
+
+Every test speaks raw bytes over a MemoryListener and reads until the server closes. The
+response parser here is deliberately small and separate from the server (it does not use h11),
+so a framing bug shows up as a parse failure or a wrong count. Each protocol-error test runs
+twice: the request sent whole and sent one byte per send.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from runtime.http import HttpConfig, Request, Response
+from runtime.http._server import HttpServer
+from runtime.testing import MemoryListener
+
+
+@attrs.frozen
+class Parsed:
+    """One response as the client read it."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for n, v in self.headers:
+            if n == name.lower():
+                return v
+        return None
+
+
+def parse_responses(data: bytes, head_methods: int = 0) -> list[Parsed]:
+    """Every response in ``data``; the first ``head_methods`` ones answer HEAD (no body)."""
+    out: list[Parsed] = []
+    while data:
+        end = data.find(b"\r\n\r\n")
+        assert end >= 0, f"incomplete response head: {data[:200]!r}"
+        lines = data[:end].decode("latin-1").split("\r\n")
+        data = data[end + 4 :]
+        version, status, reason = lines[0].split(" ", 2)
+        assert version == "HTTP/1.1", lines[0]
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+        parsed = dict(headers)
+        body = b""
+        if len(out) < head_methods or int(status) in (204, 304) or int(status) < 200:
+            pass
+        elif "content-length" in parsed:
+            size = int(parsed["content-length"])
+            assert len(data) >= size, "truncated body"
+            body, data = data[:size], data[size:]
+        elif parsed.get("transfer-encoding") == "chunked":
+            while True:
+                line_end = data.find(b"\r\n")
+                size = int(data[:line_end], 16)
+                chunk = data[line_end + 2 : line_end + 2 + size]
+                data = data[line_end + 2 + size + 2 :]
+                if size == 0:
+                    break
+                body += chunk
+        else:
+            body, data = data, b""
+        out.append(Parsed(int(status), reason, headers, body))
+    return out
+
+
+async def echo_handler(request: Request) -> Response:
+    """Answers with method, target and the body it read."""
+    body = await request.body.read()
+    return Response.text(f"{request.method} {request.target} {body.decode()}")
+
+
+@asynccontextmanager
+async def running(
+    handler: Callable[[Request], Awaitable[Response]] = echo_handler,
+    config: HttpConfig | None = None,
+) -> AsyncIterator[tuple[MemoryListener, HttpServer]]:
+    """An HttpServer on a MemoryListener, cancelled on exit."""
+    listener = MemoryListener()
+    async with trio.open_nursery() as nursery:
+        server = HttpServer(handler, [listener], config)
+        await nursery.start(server.serve)
+        yield listener, server
+        nursery.cancel_scope.cancel()
+
+
+async def exchange(listener: MemoryListener, data: bytes, *, bytewise: bool = False) -> bytes:
+    """Send ``data`` (whole, or one send per byte), then read until the server closes."""
+    client = await listener.connect()
+    received = bytearray()
+
+    async def reader() -> None:
+        while chunk := await client.receive_some():
+            received.extend(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        try:
+            if bytewise:
+                for i in range(len(data)):
+                    await client.send_all(data[i : i + 1])
+            else:
+                await client.send_all(data)
+            await client.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the server closed first: what it answered is what we check
+    await client.aclose()
+    return bytes(received)
+
+
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+CLOSE = b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+both_ways = pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
+
+
+# -- 1. the basic loop ---------------------------------------------------------------------
+
+
+async def test_keep_alive_answers_every_request_on_one_connection() -> None:
+    async with running() as (listener, _):
+        data = await exchange(listener, GET + GET + CLOSE)
+    responses = parse_responses(data)
+    assert [r.status for r in responses] == [200, 200, 200]
+    assert [r.body for r in responses] == [b"GET / ", b"GET / ", b"GET /last "]
+    assert responses[2].header("connection") == "close"
+
+
+async def test_every_response_has_date_server_reason_and_content_length() -> None:
+    async with running() as (listener, _):
+        (response,) = parse_responses(await exchange(listener, CLOSE))
+    assert response.reason == "OK"
+    assert response.header(
+        "date",
+    ) is not None and response.header("date").endswith(" GMT")
+    assert response.header("server") == "trio-runtime"
+    assert response.header("content-length") == str(len(b"GET /last "))
+
+
+async def test_an_unknown_status_still_gets_a_reason_phrase() -> None:
+    async def odd(request: Request) -> Response:
+        return Response(599, body=b"x")
+
+    async with running(odd) as (listener, _):
+        (response,) = parse_responses(await exchange(listener, CLOSE))
+    assert (response.status, response.reason) == (599, "Unknown")
+
+
+async def test_server_header_can_be_turned_off() -> None:
+    async with running(config=HttpConfig(server_header="")) as (listener, _):
+        (response,) = parse_responses(await exchange(listener, CLOSE))
+    assert response.header("server") is None
+
+
+async def test_head_gets_the_headers_of_get_and_no_body() -> None:
+    head = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"
+    async with running() as (listener, _):
+        data = await exchange(listener, head + CLOSE)
+    first, second = parse_responses(data, head_methods=1)
+    assert first.status == 200 and first.body == b""
+    assert first.header("content-length") == str(len(b"HEAD / "))
+    assert second.body == b"GET /last "  # nothing of the HEAD body leaked into the stream
+
+
+async def test_a_streaming_response_is_sent_chunked() -> None:
+    async def stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            for part in (b"one,", b"", b"two,", b"three"):
+                yield part
+
+        return Response(200, body=chunks())
+
+    async with running(stream) as (listener, _):
+        (response,) = parse_responses(await exchange(listener, CLOSE))
+    assert response.header("transfer-encoding") == "chunked"
+    assert response.body == b"one,two,three"
+
+
+async def test_request_bodies_with_content_length_and_chunked() -> None:
+    sized = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    chunked = (
+        b"POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    async with running() as (listener, _):
+        data = await exchange(listener, sized + chunked + CLOSE)
+    assert [r.body for r in parse_responses(data)] == [
+        b"POST /a hello",
+        b"POST /b abcde",
+        b"GET /last ",
+    ]
+
+
+async def test_the_body_is_read_from_the_connection_only_when_the_handler_asks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    got_head = trio.Event()
+    may_read = trio.Event()
+    seen: list[bytes] = []
+
+    async def slow_reader(request: Request) -> Response:
+        got_head.set()
+        await may_read.wait()
+        async for chunk in request.body:
+            seen.append(chunk)
+        return Response.text("done")
+
+    async with running(slow_reader) as (listener, _):
+        client = await listener.connect()
+        await client.send_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 200000\r\n\r\n")
+        await got_head.wait()
+        # The pipe holds 64 KiB: with nobody reading, a 200 KB body cannot all be sent.
+        with trio.move_on_after(1) as scope:
+            await client.send_all(b"x" * 200_000)
+        assert scope.cancelled_caught
+        assert seen == []
+        may_read.set()
+        await client.aclose()
+
+
+async def test_an_unread_body_is_discarded_before_the_next_request() -> None:
+    async def ignore_body(request: Request) -> Response:
+        return Response.text(request.target)
+
+    post = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789"
+    async with running(ignore_body) as (listener, _):
+        data = await exchange(listener, post + CLOSE)
+    assert [r.body for r in parse_responses(data)] == [b"/p", b"/last"]
+
+
+async def test_a_body_left_unread_beyond_the_limit_closes_the_connection() -> None:
+    async def ignore_body(request: Request) -> Response:
+        return Response.text("ok")
+
+    post = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n" + b"x" * 32
+    post += b"\r\n0\r\n\r\n"
+    async with running(ignore_body, HttpConfig(max_body_bytes=16)) as (listener, _):
+        data = await exchange(listener, post + CLOSE)
+    assert [r.status for r in parse_responses(data)] == [200]  # answered, then closed
+
+
+async def test_a_handler_exception_is_a_500_one_log_line_and_the_connection_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(request: Request) -> Response:
+        if request.target == "/boom":
+            raise ValueError("boom")
+        return Response.text("fine")
+
+    boom = b"GET /boom HTTP/1.1\r\nHost: a\r\n\r\n"
+    with caplog.at_level(logging.INFO, logger="runtime.http.server"):
+        async with running(broken) as (listener, _):
+            data = await exchange(listener, boom + CLOSE)
+    assert [r.status for r in parse_responses(data)] == [500, 200]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "GET /boom" in errors[0].getMessage()
+
+
+async def test_a_handler_that_returns_no_response_is_a_500() -> None:
+    async def wrong(request: Request) -> Response:
+        return "hello"  # type: ignore[return-value]
+
+    async with running(wrong) as (listener, _):
+        (response,) = parse_responses(await exchange(listener, CLOSE))
+    assert response.status == 500
+
+
+@both_ways
+async def test_pipelined_requests_are_answered_in_order(bytewise: bool) -> None:
+    requests = b"".join(b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(5)) + CLOSE
+    async with running() as (listener, _):
+        data = await exchange(listener, requests, bytewise=bytewise)
+    bodies = [r.body for r in parse_responses(data)]
+    assert bodies == [b"GET /%d " % i for i in range(5)] + [b"GET /last "]
+
+
+@both_ways
+async def test_leading_empty_lines_before_a_request_are_ignored(bytewise: bool) -> None:
+    async with running() as (listener, _):
+        data = await exchange(listener, b"\r\n\r\n" + GET + b"\r\n" + CLOSE, bytewise=bytewise)
+    assert [r.status for r in parse_responses(data)] == [200, 200]
+
+
+async def test_http_1_0_without_keep_alive_is_closed_after_the_response() -> None:
+    async with running() as (listener, _):
+        data = await exchange(listener, b"GET / HTTP/1.0\r\n\r\n" + GET)
+    assert [r.status for r in parse_responses(data)] == [200]
+
+
+async def test_expect_100_continue_is_answered_when_the_handler_reads() -> None:
+    post = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    async with running() as (listener, _):
+        client = await listener.connect()
+        await client.send_all(post)
+        got = await client.receive_some()
+        assert got.startswith(b"HTTP/1.1 100 ")
+        await client.send_all(b"ok")
+        data = b""
+        while b"POST / ok" not in data:
+            data += await client.receive_some()
+        await client.aclose()
+    assert parse_responses(data)[0].status == 200
+
+
+async def test_max_requests_per_connection_closes_after_the_last() -> None:
+    async with running(config=HttpConfig(max_requests_per_connection=2)) as (listener, _):
+        data = await exchange(listener, GET + GET + GET)
+    responses = parse_responses(data)
+    assert [r.status for r in responses] == [200, 200]
+    assert responses[1].header("connection") == "close"
