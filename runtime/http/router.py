@@ -69,7 +69,8 @@ def _convert_str(segment: str) -> object:
 
 def _convert_int(segment: str) -> object:
     # isdigit alone would take superscripts and Arabic-Indic digits (int() takes the latter);
-    # int() alone would take "+1", " 1" and "1_000". Too many digits for int() (sys.int_info) is no match either.
+    # int() alone would take "+1", " 1" and "1_000". Too many digits for int() (sys.int_info)
+    # is no match either.
     if not (segment.isascii() and segment.isdigit()):
         return _NO_MATCH
     try:
