@@ -1,0 +1,712 @@
+"""``Client``: an HTTP/1.1 client on h11 with per-origin connection pools.
+
+The shape of one request, as the code below runs it:
+
+1. Parse the URL into an origin ``(scheme, host, port)`` and a request-target.
+2. Take a connection from that origin's pool: a permit of the origin's semaphore (at most
+   ``max_connections_per_origin`` requests in flight there, waited for within
+   ``pool_timeout``), then the newest idle connection that has not outlived
+   ``keep_alive_timeout``, or a fresh one (``connect_timeout``). Busy plus idle never
+   exceeds the limit: a new connection is opened only when no idle one is left.
+3. Send the head and body (``write_timeout`` per write), read the response head and body
+   (``read_timeout`` per read).
+4. Give the connection back only when the response was read to its end and h11 says both
+   sides are ``DONE`` (no ``Connection: close``, no framing by EOF); otherwise close it.
+
+A pooled connection that the server closed while it sat idle fails on its first read or
+write with nothing received. Such a *stale* connection is retried once on a fresh connection
+when the method is idempotent (RFC 9110 section 9.2.2) and the body can be sent again
+(``bytes``); any other failure is raised.
+
+Every timer goes through :mod:`runtime.time`, so ``trio.testing.MockClock`` drives them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import attrs
+import h11
+import trio
+
+from ..net import TcpConnector, TlsConnector, client_ssl_context
+from ..net.abc import Connection, Connector
+from ..service import Service
+from ..sync import Semaphore, SemaphorePermit
+from ..time import Elapsed, timeout
+from ._types import Body, BodyTooLarge, HeaderPairs, Headers, Request, Response
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+"""Methods a stale pooled connection is retried for (RFC 9110 section 9.2.2)."""
+
+_BROKEN = (trio.BrokenResourceError, OSError)
+"""What a transport raises when the peer or the network failed (``ClientError``s excepted:
+the timeouts are ``OSError``s too, so every handler lets ``ClientError`` through first)."""
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_READ_SIZE = 64 * 1024
+_BUFFER_REQUEST_BODY = 1 << 20
+"""A ``Request`` body of known length up to this many bytes is buffered, so it can be resent."""
+
+_HeadersArg = Headers | HeaderPairs | Mapping[str, str] | None
+
+
+def _to_headers(headers: _HeadersArg) -> Headers:
+    if isinstance(headers, Headers):
+        return Headers(headers.items())
+    return Headers(headers)
+
+
+class ClientError(Exception):
+    """Base class of the errors the HTTP client raises."""
+
+
+class ClientTimeout(ClientError, TimeoutError):
+    """A client timeout passed (a ``TimeoutError``, as :class:`runtime.time.Elapsed` is)."""
+
+
+class ConnectTimeout(ClientTimeout):
+    """Opening a connection (TCP and TLS handshake) took longer than ``connect_timeout``."""
+
+
+class ReadTimeout(ClientTimeout):
+    """The server sent nothing for ``read_timeout`` seconds."""
+
+
+class WriteTimeout(ClientTimeout):
+    """A write to the server made no progress for ``write_timeout`` seconds."""
+
+
+class PoolTimeout(ClientTimeout):
+    """Every connection to the origin stayed busy for ``pool_timeout`` seconds."""
+
+
+class ConnectError(ClientError, ConnectionError):
+    """The connection could not be opened (refused, unreachable, TLS handshake failed)."""
+
+
+class RemoteProtocolError(ClientError):
+    """The server broke HTTP/1.1: a malformed response, or a close in the middle of one."""
+
+
+class ResponseTooLarge(ClientError, BodyTooLarge):
+    """A response body is longer than ``max_response_bytes``."""
+
+
+class TooManyRedirects(ClientError):
+    """``follow_redirects`` met more than ``max_redirects`` redirects in a row."""
+
+
+class _Stale(Exception):
+    """A reused connection failed before anything of the response arrived."""
+
+
+@attrs.frozen
+class Origin:
+    """Where a pool's connections go: ``scheme``, ``host`` and ``port``."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+def _parse_url(url: str) -> tuple[Origin, str, str]:
+    """``(origin, request-target, Host header value)`` of an absolute http(s) URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(
+            f"not an absolute http:// or https:// URL: {url!r}; pass a full URL, or give the "
+            "Client a base_url and pass a path"
+        )
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise ValueError(f"bad port in URL {url!r}") from exc
+    host = parts.hostname
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = f"[{host}]" if ":" in host else host
+    if port != _DEFAULT_PORTS[scheme]:
+        host_header += f":{port}"
+    return Origin(scheme, host, port), target, host_header
+
+
+class _PooledConnection:
+    """One connection and its h11 state machine."""
+
+    __slots__ = ("conn", "got_data", "h11", "idle_since", "reused")
+
+    def __init__(self, conn: Connection, max_header_bytes: int) -> None:
+        self.conn = conn
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_bytes)
+        self.idle_since = 0.0
+        self.reused = False  # it served a request before: it may have gone stale
+        self.got_data = False  # some of the current response has arrived
+
+    def reusable(self) -> bool:
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+
+class _Pool:
+    """The connections of one origin: a semaphore of requests in flight, and the idle ones."""
+
+    __slots__ = ("idle", "permits")
+
+    def __init__(self, max_connections: int) -> None:
+        self.permits = Semaphore(max_connections)
+        self.idle: list[_PooledConnection] = []
+
+
+@attrs.define(eq=False)
+class _Exchange:
+    """One request on one connection, until its response body ends or it is abandoned."""
+
+    client: Client
+    pool: _Pool
+    permit: SemaphorePermit | None
+    pc: _PooledConnection
+    done: bool = False
+    chunks: AsyncGenerator[bytes, None] | None = None
+
+    async def next_event(self) -> Any:
+        pc = self.pc
+        while True:
+            try:
+                event = pc.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise RemoteProtocolError(f"the server sent a bad response: {exc}") from exc
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.client._receive(pc)
+            pc.h11.receive_data(data)
+
+    async def receive_head(self) -> h11.Response:
+        try:
+            while True:
+                event = await self.next_event()
+                if isinstance(event, h11.Response):
+                    return event
+                if isinstance(event, h11.ConnectionClosed):
+                    raise RemoteProtocolError("the server closed the connection before responding")
+                # an InformationalResponse (100 Continue, 103 Early Hints): skip it
+        except ClientTimeout:
+            raise  # a timeout is an OSError too, and never a stale connection
+        except (RemoteProtocolError, *_BROKEN) as exc:
+            if self.pc.reused and not self.pc.got_data:
+                raise _Stale() from exc
+            raise
+
+    async def receive_chunks(self) -> AsyncGenerator[bytes, None]:
+        try:
+            while True:
+                try:
+                    event = await self.next_event()
+                except ClientError:
+                    raise
+                except _BROKEN as exc:
+                    raise RemoteProtocolError(
+                        f"the connection broke in the middle of the response body: {exc}"
+                    ) from exc
+                if isinstance(event, h11.Data):
+                    if event.data:
+                        yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self.done = True
+                    return
+                else:
+                    raise RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
+        finally:
+            self.release()
+
+    async def aclose(self) -> None:
+        """End the body reader (if one started) and release the connection."""
+        if self.chunks is not None:
+            await self.chunks.aclose()
+        self.release()
+
+    def release(self) -> None:
+        """Give the connection back to the pool if reusable, else close it; free the permit."""
+        permit = self.permit
+        if permit is None:
+            return
+        self.permit = None
+        pc = self.pc
+        try:
+            if self.done and not self.client._closed and pc.reusable():
+                pc.h11.start_next_cycle()
+                pc.idle_since = trio.current_time()
+                pc.reused = True
+                pc.got_data = False
+                self.pool.idle.append(pc)
+            else:
+                pc.conn.close()
+        finally:
+            permit.release()
+
+
+class Client(Service[Request, Response]):
+    """An HTTP/1.1 client with per-origin connection pools.
+
+    Use it as an async context manager; leaving closes every pooled connection::
+
+        async with Client() as client:
+            response = await client.get("http://127.0.0.1:8000/")
+
+    It is a ``Service[Request, Response]``: ``await client(request)`` sends a
+    :class:`Request` whose ``target`` is an absolute URL (``http://host:port/path``), or a
+    path resolved against ``base_url``. So every middleware in :mod:`runtime.service`
+    (timeout, retry, limit, balance...) layers on it.
+
+    Every timeout is finite by default (5 s, as httpx's), so a dead server never hangs a
+    caller. Redirects are not followed unless ``follow_redirects=True``.
+
+    Args:
+        base_url: Resolves relative URLs and targets (``urljoin``).
+        connector: Opens plain connections (default :class:`~runtime.net.TcpConnector`,
+            without a timeout of its own: ``connect_timeout`` bounds it).
+        tls_connector: Opens ``https`` connections (default: TLS over ``connector`` with
+            ``ssl_context``).
+        ssl_context: For the default ``tls_connector`` (default
+            :func:`~runtime.net.client_ssl_context`: certificates and host names verified).
+        connect_timeout: Seconds to open a connection, TLS handshake included.
+        read_timeout: Seconds each read of the response may wait.
+        write_timeout: Seconds each write of the request may wait.
+        pool_timeout: Seconds to wait for a free connection when the origin's are all busy.
+        max_connections_per_origin: Connections to one origin at once (busy plus idle).
+            Default 10.
+        keep_alive_timeout: Seconds an idle pooled connection is kept; an older one is closed
+            instead of reused. Default 15 s (below the 60-75 s most servers allow, so the
+            client usually lets go first).
+        max_response_bytes: Longest response body :meth:`request` reads whole. Default
+            10 MiB. (:meth:`stream` leaves the limit to the caller.)
+        max_header_bytes: Longest response head. Default 64 KiB.
+        follow_redirects: Follow 301, 302, 303, 307 and 308. Default False.
+        max_redirects: Redirects followed in a row before :class:`TooManyRedirects`.
+        headers: Sent with every request (a request's own headers win).
+    """
+
+    __slots__ = (
+        "_base_url",
+        "_closed",
+        "_connector",
+        "_default_headers",
+        "_pools",
+        "_tls_connector",
+        "connect_timeout",
+        "follow_redirects",
+        "keep_alive_timeout",
+        "max_connections_per_origin",
+        "max_header_bytes",
+        "max_redirects",
+        "max_response_bytes",
+        "pool_timeout",
+        "read_timeout",
+        "write_timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        connector: Connector[Connection] | None = None,
+        tls_connector: Connector[Connection] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 5.0,
+        write_timeout: float = 5.0,
+        pool_timeout: float = 5.0,
+        max_connections_per_origin: int = 10,
+        keep_alive_timeout: float = 15.0,
+        max_response_bytes: int = 10 << 20,
+        max_header_bytes: int = 64 * 1024,
+        follow_redirects: bool = False,
+        max_redirects: int = 5,
+        headers: _HeadersArg = None,
+    ) -> None:
+        for name, value in [
+            ("connect_timeout", connect_timeout),
+            ("read_timeout", read_timeout),
+            ("write_timeout", write_timeout),
+            ("pool_timeout", pool_timeout),
+            ("keep_alive_timeout", keep_alive_timeout),
+        ]:
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+        for name, count in [
+            ("max_connections_per_origin", max_connections_per_origin),
+            ("max_response_bytes", max_response_bytes),
+            ("max_header_bytes", max_header_bytes),
+        ]:
+            if count < 1:
+                raise ValueError(f"{name} must be >= 1, got {count!r}")
+        if max_redirects < 0:
+            raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
+        self._base_url = base_url
+        self._connector: Connector[Connection] = connector or TcpConnector(connect_timeout=None)
+        self._tls_connector: Connector[Connection] = tls_connector or TlsConnector(
+            ssl_context or client_ssl_context(), inner=self._connector
+        )
+        self._default_headers = _to_headers(headers)
+        self._pools: dict[Origin, _Pool] = {}
+        self._closed = False
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.pool_timeout = pool_timeout
+        self.max_connections_per_origin = max_connections_per_origin
+        self.keep_alive_timeout = keep_alive_timeout
+        self.max_response_bytes = max_response_bytes
+        self.max_header_bytes = max_header_bytes
+        self.follow_redirects = follow_redirects
+        self.max_redirects = max_redirects
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every idle connection; busy ones close when their response ends.
+
+        Cancellation: closing is immediate, so a cancel changes nothing.
+        """
+        self._closed = True
+        for pool in self._pools.values():
+            for pc in pool.idle:
+                pc.conn.close()
+            pool.idle.clear()
+        await trio.lowlevel.checkpoint()
+
+    def idle_connections(self) -> int:
+        """How many connections sit idle in the pools (for tests and statistics)."""
+        return sum(len(pool.idle) for pool in self._pools.values())
+
+    # -- the public calls ------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: _HeadersArg = None,
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> Response:
+        """Send one request and read the whole response.
+
+        Args:
+            method: ``"GET"``, ``"POST"``...
+            url: An absolute ``http://`` or ``https://`` URL, or one relative to ``base_url``.
+            headers: Extra header fields (``Host`` is added from the URL if absent).
+            body: ``bytes`` (sent with Content-Length), or an async iterable of ``bytes``
+                (sent chunked unless ``headers`` has a Content-Length).
+
+        Returns:
+            A :class:`Response` whose ``body`` is ``bytes``.
+
+        Raises:
+            ValueError: the URL is not http(s), or relative without a ``base_url``.
+            ConnectError: the connection could not be opened.
+            ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: a timeout passed.
+            RemoteProtocolError: the server broke the protocol or closed mid-response.
+            ResponseTooLarge: the body is longer than ``max_response_bytes``.
+            TooManyRedirects: more than ``max_redirects`` redirects (with
+                ``follow_redirects``).
+
+        Cancellation: a cancelled request closes its connection; nothing goes back to the
+        pool half-read.
+        """
+        async with self.stream(method, url, headers=headers, body=body) as response:
+            assert isinstance(response.body, Body)
+            length = response.body.length
+            limit = self.max_response_bytes
+            if length is not None and length > limit:
+                raise ResponseTooLarge(
+                    f"response body of {length} bytes exceeds max_response_bytes ({limit}); "
+                    "raise the limit or use Client.stream() to read it in pieces"
+                )
+            try:
+                data = await response.body.read(limit)
+            except BodyTooLarge as exc:
+                raise ResponseTooLarge(
+                    f"response body exceeds max_response_bytes ({limit}); raise the limit or "
+                    "use Client.stream() to read it in pieces"
+                ) from exc
+            return Response(response.status, response.headers, data, response.reason)
+
+    async def get(self, url: str, *, headers: _HeadersArg = None) -> Response:
+        """``request("GET", url, headers=headers)``."""
+        return await self.request("GET", url, headers=headers)
+
+    async def post(
+        self,
+        url: str,
+        *,
+        headers: _HeadersArg = None,
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> Response:
+        """``request("POST", url, headers=headers, body=body)``."""
+        return await self.request("POST", url, headers=headers, body=body)
+
+    async def __call__(self, request: Request) -> Response:
+        """Send a :class:`Request` (its ``target`` an absolute URL or relative to
+        ``base_url``) and read the whole response, as :meth:`request` does.
+
+        A body of known length up to 1 MiB is buffered first, so a stale pooled connection
+        can be retried with it; a longer or unsized one streams.
+        """
+        body: bytes | AsyncIterable[bytes]
+        if request.body.length is not None and request.body.length <= _BUFFER_REQUEST_BODY:
+            body = await request.body.read()
+        else:
+            body = request.body
+        return await self.request(
+            request.method, request.target, headers=request.headers, body=body
+        )
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: _HeadersArg = None,
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> AsyncIterator[Response]:
+        """Send one request and yield the response as soon as its head arrives.
+
+        Its ``body`` is a :class:`Body` that reads from the connection as you iterate it.
+        The connection goes back to the pool only if the body was read to its end; leaving
+        the block early closes it. Arguments and errors are those of :meth:`request`.
+
+        Cancellation: as :meth:`request`.
+        """
+        method = method.upper()
+        url = self._resolve(url)
+        request_headers = Headers(self._default_headers.items())
+        for name, value in _to_headers(headers).items():
+            request_headers.set(name, value)
+        for hop in range(self.max_redirects + 1):
+            exchange, response = await self._send(method, url, request_headers, body)
+            location = response.headers.get("location")
+            if not (self.follow_redirects and response.status in _REDIRECTS and location):
+                break
+            replayable = isinstance(body, bytes)
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body, replayable = ("GET" if method != "HEAD" else "HEAD"), b"", True
+                request_headers.remove("content-length")
+                request_headers.remove("transfer-encoding")
+                request_headers.remove("content-type")
+            if not replayable:
+                break  # a streamed body cannot be sent again: hand the redirect back
+            exchange.release()  # the redirect's body is dropped with its connection
+            new_url = urljoin(url, location)
+            if _parse_url(new_url)[0] != _parse_url(url)[0]:
+                request_headers.remove("authorization")
+                request_headers.remove("cookie")
+            url = new_url
+            request_headers.remove("host")
+            if hop == self.max_redirects:
+                raise TooManyRedirects(
+                    f"more than {self.max_redirects} redirects (last to {url}); raise "
+                    "max_redirects or follow them yourself"
+                )
+        try:
+            yield response
+        finally:
+            await exchange.aclose()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _resolve(self, url: str) -> str:
+        if "://" in url or self._base_url is None:
+            return url
+        return urljoin(self._base_url, url)
+
+    async def _send(
+        self, method: str, url: str, headers: Headers, body: bytes | AsyncIterable[bytes]
+    ) -> tuple[_Exchange, Response]:
+        origin, target, host = _parse_url(url)
+        headers = Headers(headers.items())
+        headers.setdefault("host", host)
+        if isinstance(body, bytes):
+            if body or method not in ("GET", "HEAD"):
+                headers.set("content-length", str(len(body)))
+        elif "content-length" not in headers:
+            headers.set("transfer-encoding", "chunked")
+        retry = method in IDEMPOTENT_METHODS and isinstance(body, bytes)
+        exchange = await self._checkout(origin)
+        try:
+            try:
+                return exchange, await self._exchange(exchange, method, target, headers, body)
+            except _Stale as exc:
+                if not retry:
+                    raise RemoteProtocolError(
+                        f"the server closed a pooled connection to {origin.host}:{origin.port} "
+                        f"before answering; a {method} is not retried (not idempotent, or its "
+                        "body cannot be resent)"
+                    ) from exc.__cause__
+            exchange.release()
+            exchange = await self._checkout(origin, fresh=True)
+            return exchange, await self._exchange(exchange, method, target, headers, body)
+        except BaseException:
+            exchange.release()
+            raise
+
+    async def _exchange(
+        self,
+        exchange: _Exchange,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: bytes | AsyncIterable[bytes],
+    ) -> Response:
+        pc = exchange.pc
+        event = h11.Request(method=method, target=target, headers=headers.raw())
+        try:
+            await self._send_event(pc, event)
+            if isinstance(body, bytes):
+                if body:
+                    await self._send_event(pc, h11.Data(data=body))
+            else:
+                async for chunk in body:
+                    if chunk:
+                        await self._send_event(pc, h11.Data(data=chunk))
+            await self._send_event(pc, h11.EndOfMessage())
+        except ClientError:
+            raise
+        except _BROKEN as exc:
+            if pc.reused:
+                raise _Stale() from exc
+            raise RemoteProtocolError(f"the server closed the connection: {exc}") from exc
+        try:
+            head = await exchange.receive_head()
+        except ClientError:
+            raise
+        except _BROKEN as exc:
+            raise RemoteProtocolError(f"the connection broke before a response: {exc}") from exc
+        response_headers = Headers(head.headers)
+        length: int | None = None
+        if method == "HEAD" or head.status_code in (204, 304):
+            length = 0
+        elif "transfer-encoding" not in response_headers:
+            value = response_headers.get("content-length")
+            length = int(value) if value is not None else None
+        exchange.chunks = exchange.receive_chunks()
+        return Response(
+            head.status_code,
+            response_headers,
+            Body(exchange.chunks, length),
+            head.reason.decode("latin-1"),
+        )
+
+    async def _send_event(self, pc: _PooledConnection, event: Any) -> None:
+        try:
+            data = pc.h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"cannot send this request: {exc}") from exc
+        if not data:
+            return
+        try:
+            with timeout(self.write_timeout):
+                await pc.conn.send_all(data)
+        except Elapsed:
+            raise WriteTimeout(
+                f"a write to the server made no progress for {self.write_timeout:g} s "
+                "(write_timeout)"
+            ) from None
+
+    async def _receive(self, pc: _PooledConnection) -> bytes:
+        try:
+            with timeout(self.read_timeout):
+                received = await pc.conn.receive_some(_READ_SIZE)
+        except Elapsed:
+            raise ReadTimeout(
+                f"the server sent nothing for {self.read_timeout:g} s (read_timeout); raise it "
+                "for a slow server"
+            ) from None
+        data = received if isinstance(received, bytes) else bytes(received)
+        if data:
+            pc.got_data = True
+        return data
+
+    async def _checkout(self, origin: Origin, *, fresh: bool = False) -> _Exchange:
+        if self._closed:
+            raise trio.ClosedResourceError("this Client is closed")
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = _Pool(self.max_connections_per_origin)
+        try:
+            with timeout(self.pool_timeout):
+                permit = await pool.permits.acquire()
+        except Elapsed:
+            raise PoolTimeout(
+                f"all {self.max_connections_per_origin} connections to {origin.host}:"
+                f"{origin.port} stayed busy for {self.pool_timeout:g} s (pool_timeout); raise "
+                "max_connections_per_origin or pool_timeout"
+            ) from None
+        try:
+            pc = None if fresh else self._take_idle(pool)
+            if pc is None:
+                pc = await self._connect(origin)
+        except BaseException:
+            permit.release()
+            raise
+        return _Exchange(self, pool, permit, pc)
+
+    def _take_idle(self, pool: _Pool) -> _PooledConnection | None:
+        expired = trio.current_time() - self.keep_alive_timeout
+        while pool.idle:
+            pc = pool.idle.pop()
+            if pc.idle_since > expired:
+                return pc
+            pc.conn.close()
+            # older ones are further down the list: they have expired too
+            for old in pool.idle:
+                old.conn.close()
+            pool.idle.clear()
+        return None
+
+    async def _connect(self, origin: Origin) -> _PooledConnection:
+        connector = self._tls_connector if origin.scheme == "https" else self._connector
+        where = f"{origin.scheme}://{origin.host}:{origin.port}"
+        try:
+            with timeout(self.connect_timeout):
+                conn = await connector.connect(origin.host, origin.port)
+        except Elapsed:
+            raise ConnectTimeout(
+                f"connecting to {where} took more than {self.connect_timeout:g} s "
+                "(connect_timeout)"
+            ) from None
+        except _BROKEN as exc:
+            raise ConnectError(f"cannot connect to {where}: {exc}") from exc
+        return _PooledConnection(conn, self.max_header_bytes)
+
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "Client",
+    "ClientError",
+    "ClientTimeout",
+    "ConnectError",
+    "ConnectTimeout",
+    "Origin",
+    "PoolTimeout",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "ResponseTooLarge",
+    "TooManyRedirects",
+    "WriteTimeout",
+]
