@@ -195,6 +195,7 @@ class _HttpConnection:
         self.abort: _Abort | None = None
         self.response_started = False
         self.body_done = trio.Event()
+        self.head_tail = b"\n"
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -210,6 +211,7 @@ class _HttpConnection:
 
     async def _one_request(self) -> bool:
         """Read, handle and answer one request; False when the connection should close."""
+        self.response_started = False
         event = await self._read_head()
         if event is None:
             await self._close()
@@ -255,8 +257,7 @@ class _HttpConnection:
                 first = await self._wait_first_bytes()
                 if not first:
                     return None
-                fed = self._feed_head(first, 0)
-                event = self._next_event()
+                event, fed = self._feed_head(first, 0)
             if event is h11.NEED_DATA:
                 deadline = trio.current_time() + config.header_timeout
                 with move_on_at(deadline) as scope:
@@ -268,8 +269,7 @@ class _HttpConnection:
                             self.h11.receive_data(b"")
                             event = self._next_event()
                             break
-                        fed = self._feed_head(data, fed)
-                        event = self._next_event()
+                        event, fed = self._feed_head(data, fed)
                 if scope.cancelled_caught:
                     raise _Abort(
                         408,
@@ -295,14 +295,38 @@ class _HttpConnection:
                     return data
         return b""
 
-    def _feed_head(self, data: bytes, fed: int) -> int:
+    def _feed_head(self, data: bytes, fed: int) -> tuple[Any, int]:
+        """Feed head bytes; the next event and the bytes fed since the request began.
+
+        While the head is incomplete everything fed is head, so ``fed`` is checked against
+        the limit here; a complete head is measured from its event (``_check_head``), since
+        the same read may carry body bytes.
+        """
         if fed == 0:
             data = data.lstrip(b"\r\n")
+            self.head_tail = b"\n"  # a continuation line can't start the request either
+        self._check_no_obs_fold(data)
         fed += len(data)
-        if fed > self.config.max_header_bytes:
-            raise _Abort(431, self._too_many_header_bytes())
         self.h11.receive_data(data)
-        return fed
+        event = self._next_event()
+        if event is h11.NEED_DATA and fed > self.config.max_header_bytes:
+            raise _Abort(431, self._too_many_header_bytes())
+        return event, fed
+
+    def _check_no_obs_fold(self, data: bytes) -> None:
+        """Refuse a line folded onto the one before (obs-fold): h11 would unfold it.
+
+        RFC 9112 lets a server reject it with 400 or replace it by spaces; a proxy that did
+        not unfold it would see other headers than we do, so we reject. Only the bytes up to
+        the end of the head are looked at (the same read may carry body bytes).
+        """
+        window = self.head_tail + data
+        end = window.find(b"\r\n\r\n")
+        if end >= 0:
+            window = window[: end + 2]
+        if b"\n " in window or b"\n\t" in window:
+            raise _Abort(400, "obs-fold (a header line starting with whitespace) is not allowed")
+        self.head_tail = window[-3:]
 
     def _too_many_header_bytes(self) -> str:
         return (
@@ -311,8 +335,17 @@ class _HttpConnection:
         )
 
     def _skip_leading_empty_lines(self) -> None:
-        """Drop empty lines before a pipelined request (h11 refuses them; RFC 9112 ignores)."""
+        """Check a pipelined request's buffered bytes: no obs-fold, no leading empty lines.
+
+        h11 refuses the empty lines RFC 9112 says to ignore; they are dropped by handing the
+        rest to a fresh h11 connection (rare: only a pipelining client sends them).
+        """
         data, closed = self.h11.trailing_data
+        if not data:
+            return
+        self.response_started = False
+        self.head_tail = b"\n"
+        self._check_no_obs_fold(data.lstrip(b"\r\n"))
         if data[:1] in (b"\r", b"\n"):
             self.h11 = h11.Connection(
                 h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes

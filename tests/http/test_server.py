@@ -9,6 +9,7 @@ twice: the request sent whole and sent one byte per send.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ import trio.testing
 
 from runtime.http import HttpConfig, Request, Response
 from runtime.http._server import HttpServer
+from runtime.net import TcpListener
 from runtime.testing import MemoryListener
 
 
@@ -318,3 +320,252 @@ async def test_max_requests_per_connection_closes_after_the_last() -> None:
     responses = parse_responses(data)
     assert [r.status for r in responses] == [200, 200]
     assert responses[1].header("connection") == "close"
+
+
+# -- 2. limits and protocol errors ---------------------------------------------------------
+
+
+def only_error(data: bytes, status: int) -> Parsed:
+    """The single response in ``data``: ``status``, with ``Connection: close``."""
+    responses = parse_responses(data)
+    assert [r.status for r in responses] == [status], data[:300]
+    assert responses[0].header("connection") == "close"
+    assert responses[0].reason  # never an empty reason phrase
+    return responses[0]
+
+
+SMALL = HttpConfig(max_header_bytes=1024, max_header_count=10, max_target_length=256)
+
+
+@both_ways
+async def test_a_header_block_over_max_header_bytes_is_431(bytewise: bool) -> None:
+    big = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"v" * 2000 + b"\r\n\r\n"
+    async with running(config=SMALL) as (listener, _):
+        only_error(await exchange(listener, big, bytewise=bytewise), 431)
+
+
+async def test_a_complete_oversized_head_in_one_read_is_431_too() -> None:
+    # h11#182: h11 checks its limit only while the head is incomplete.
+    big = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"v" * 60_000 + b"\r\n\r\n"
+    async with running() as (listener, _):
+        only_error(await exchange(listener, big), 431)
+
+
+async def test_body_bytes_in_the_same_read_do_not_count_as_header_bytes() -> None:
+    post = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + b"b" * 5000
+    async with running(config=SMALL) as (listener, _):
+        data = await exchange(listener, post + CLOSE)
+    assert [r.status for r in parse_responses(data)] == [200, 200]
+
+
+@both_ways
+async def test_more_than_max_header_count_fields_is_431(bytewise: bool) -> None:
+    fields = b"".join(b"X-%d: v\r\n" % i for i in range(11))
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n"
+    async with running(config=SMALL) as (listener, _):
+        only_error(await exchange(listener, request, bytewise=bytewise), 431)
+
+
+@both_ways
+async def test_a_request_target_over_max_target_length_is_414(bytewise: bool) -> None:
+    request = b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    async with running(config=SMALL) as (listener, _):
+        only_error(await exchange(listener, request, bytewise=bytewise), 414)
+
+
+@both_ways
+async def test_a_content_length_over_max_body_bytes_is_413_without_100_continue(
+    bytewise: bool,
+) -> None:
+    called = False
+
+    async def handler(request: Request) -> Response:
+        nonlocal called
+        called = True
+        return Response.text("no")
+
+    request = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    async with running(handler) as (listener, _):
+        data = await exchange(listener, request, bytewise=bytewise)
+    assert not data.startswith(b"HTTP/1.1 100")
+    only_error(data, 413)
+    assert not called
+
+
+@both_ways
+async def test_a_chunked_body_over_max_body_bytes_is_413_as_it_streams(bytewise: bool) -> None:
+    request = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    request += b"10\r\n" + b"x" * 16 + b"\r\n" + b"10\r\n" + b"y" * 16 + b"\r\n0\r\n\r\n"
+    async with running(config=HttpConfig(max_body_bytes=20)) as (listener, _):
+        only_error(await exchange(listener, request + GET, bytewise=bytewise), 413)
+
+
+async def test_a_handler_that_swallows_the_body_error_still_gets_413() -> None:
+    async def swallow(request: Request) -> Response:
+        try:
+            await request.body.read()
+        except Exception:
+            pass
+        return Response.text("ignored the limit")
+
+    request = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    request += b"40\r\n" + b"x" * 64 + b"\r\n0\r\n\r\n"
+    async with running(swallow, HttpConfig(max_body_bytes=20)) as (listener, _):
+        only_error(await exchange(listener, request), 413)
+
+
+async def test_slowloris_is_cut_at_the_total_header_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running() as (listener, _):
+        client = await listener.connect()
+        start = trio.current_time()
+        received = b""
+        for byte in b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: " + b"z" * 100:
+            try:
+                await client.send_all(bytes([byte]))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                break
+            await trio.sleep(2)
+        while chunk := await client.receive_some():
+            received += chunk
+        elapsed = trio.current_time() - start
+    only_error(received, 408)
+    assert 30 <= elapsed <= 34
+
+
+async def test_a_stalled_body_is_408_after_body_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running() as (listener, _):
+        client = await listener.connect()
+        await client.send_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab")
+        start = trio.current_time()
+        received = b""
+        while chunk := await client.receive_some():
+            received += chunk
+    only_error(received, 408)
+    assert 30 <= trio.current_time() - start <= 31
+
+
+async def test_an_idle_keep_alive_connection_is_closed_quietly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running() as (listener, _):
+        client = await listener.connect()
+        await client.send_all(GET)
+        received = b""
+        while b"GET / " not in received:
+            received += await client.receive_some()
+        start = trio.current_time()
+        while chunk := await client.receive_some():
+            received += chunk
+    assert [r.status for r in parse_responses(received)] == [200]  # no 408
+    assert 75 <= trio.current_time() - start <= 76
+
+
+async def test_a_keep_alive_longer_than_the_net_idle_timeout_is_kept(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # ServerConfig's generic idle timeout (60 s) must not cut HTTP's 75 s keep-alive.
+    async with running() as (listener, _):
+        client = await listener.connect()
+        await trio.sleep(70)
+        await client.send_all(CLOSE)
+        received = b""
+        while chunk := await client.receive_some():
+            received += chunk
+    assert [r.status for r in parse_responses(received)] == [200]
+
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+BAD_REQUESTS = {
+    "cl-and-te": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n" + SMUGGLED,
+        400,
+    ),
+    "te-and-cl": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
+        b"0\r\n\r\n" + SMUGGLED,
+        400,
+    ),
+    "cl-plus": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", 400),
+    "cl-minus": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\nhello", 400),
+    "cl-20-digits": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00000000000000000005\r\n\r\nhello",
+        400,
+    ),
+    "cl-differing": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        400,
+    ),
+    "te-gzip": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    "te-two-lines": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "http10-with-te": (
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "bad-chunk-size": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"zz\r\nhello\r\n0\r\n\r\n",
+        400,
+    ),
+    "no-host": (b"GET / HTTP/1.1\r\n\r\n", 400),
+    "two-hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "space-before-colon": (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+    "obs-fold": (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400),
+    "nul-in-value": (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n", 400),
+    "http2-request-line": (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    "h2-preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    "garbage": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+}
+
+
+@both_ways
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+async def test_a_malformed_request_gets_one_error_and_a_close(name: str, bytewise: bool) -> None:
+    request, status = BAD_REQUESTS[name]
+    async with running() as (listener, _):
+        data = await exchange(listener, request + GET, bytewise=bytewise)
+    only_error(data, status)  # never a second response, never a 200
+
+
+@both_ways
+@pytest.mark.parametrize("bad", ["two-hosts", "obs-fold", "cl-and-te", "http2-request-line"])
+async def test_three_pipelined_with_the_second_malformed_gives_200_400_close(
+    bad: str, bytewise: bool
+) -> None:
+    bad_request, status = BAD_REQUESTS[bad]
+    async with running() as (listener, _):
+        data = await exchange(listener, GET + bad_request + GET, bytewise=bytewise)
+    responses = parse_responses(data)
+    assert [r.status for r in responses] == [200, status]
+    assert responses[1].header("connection") == "close"
+
+
+async def test_an_error_is_read_by_the_client_not_reset_by_a_lingering_close() -> None:
+    # The client sends a refused head and keeps sending its body: a plain close with that
+    # input unread makes the kernel answer with a reset that can destroy the 413 in flight.
+    listener = TcpListener.bind()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(HttpServer(echo_handler, [listener]).serve)
+        sock = trio.socket.socket()
+        await sock.connect(("127.0.0.1", listener.port))
+        await sock.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000\r\n\r\n")
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(32):
+            await sock.send(b"x" * 16384)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := await sock.recv(65536):
+            received += chunk
+        sock.close()
+        nursery.cancel_scope.cancel()
+    only_error(received, 413)
