@@ -40,9 +40,13 @@ class Headers:
 
     __slots__ = ("_items",)
 
-    def __init__(self, items: HeaderPairs | Mapping[str, str] | None = None) -> None:
+    def __init__(self, items: HeaderPairs | Mapping[str, str] | Headers | None = None) -> None:
         self._items: list[tuple[str, str]] = []
         if items is None:
+            return
+        if isinstance(items, Headers):
+            # Iterating a Headers gives its names, not pairs: copy the pairs instead.
+            self._items = list(items._items)
             return
         pairs = items.items() if isinstance(items, Mapping) else items
         for name, value in pairs:
@@ -251,28 +255,49 @@ class Response:
         headers: The header fields. The server adds ``date`` and ``server``, and
             ``content-length`` for a ``bytes`` body.
         body: ``bytes``, or an async iterable of ``bytes`` to stream.
-        reason: The reason phrase; by default the standard one for ``status`` (never empty:
-            some clients count an empty one as a failure).
+        reason: The reason phrase; unless one is given, the standard one for the current
+            ``status``, so a middleware that changes the status never sends "503 OK". Never
+            empty (some clients count an empty one as a failure): ``""`` means the standard.
     """
 
     status: int = 200
     headers: Headers = attrs.field(factory=Headers)
     body: builtins.bytes | AsyncIterable[builtins.bytes] = b""
-    reason: str = attrs.field(default=attrs.Factory(lambda self: _reason(self.status), True))
+    _reason: str | None = attrs.field(default=None, alias="reason")
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase: the one set, else the standard one for the current status."""
+        return self._reason or _reason(self.status)
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        self._reason = value
 
     @classmethod
-    def text(cls, text: str, status: int = 200, *, headers: HeaderPairs = ()) -> Response:
+    def text(
+        cls, text: str, status: int = 200, *, headers: HeaderPairs | Headers = ()
+    ) -> Response:
         """A ``text/plain; charset=utf-8`` response."""
         h = Headers(headers)
         h.setdefault("content-type", "text/plain; charset=utf-8")
         return cls(status, h, text.encode())
 
     @classmethod
-    def json(cls, value: Any, status: int = 200, *, headers: HeaderPairs = ()) -> Response:
-        """An ``application/json`` response of ``value`` (compact, UTF-8)."""
+    def json(
+        cls, value: Any, status: int = 200, *, headers: HeaderPairs | Headers = ()
+    ) -> Response:
+        """An ``application/json`` response of ``value`` (compact, UTF-8).
+
+        Raises:
+            ValueError: ``value`` holds NaN or an infinity, which JSON cannot say.
+            TypeError: ``value`` holds something ``json`` cannot serialize.
+        """
         h = Headers(headers)
         h.setdefault("content-type", "application/json")
-        data = _json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        data = _json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
         return cls(status, h, data)
 
     @classmethod
@@ -282,7 +307,7 @@ class Response:
         status: int = 200,
         *,
         content_type: str = "application/octet-stream",
-        headers: HeaderPairs = (),
+        headers: HeaderPairs | Headers = (),
     ) -> Response:
         """A response with ``data`` as its body."""
         h = Headers(headers)
