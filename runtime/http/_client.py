@@ -50,6 +50,7 @@ the timeouts are ``OSError``s too, so every handler lets ``ClientError`` through
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_SIZE = 64 * 1024
+_WRITE_PIECE = 256 * 1024
 _BUFFER_REQUEST_BODY = 1 << 20
 """A ``Request`` body of known length up to this many bytes is buffered, so it can be resent."""
 
@@ -619,9 +620,18 @@ class Client(Service[Request, Response]):
             raise ValueError(f"cannot send this request: {exc}") from exc
         if not data:
             return
+        write_timeout = self.write_timeout
         try:
-            with timeout(self.write_timeout):
-                await pc.conn.send_all(data)
+            with timeout(write_timeout) as scope:
+                if len(data) <= _WRITE_PIECE:
+                    await pc.conn.send_all(data)
+                    return
+                # A big body goes in pieces, and each one that is sent moves the deadline: the
+                # timeout cuts a write that stalls, not a long upload that makes progress.
+                view = memoryview(data)
+                for start in range(0, len(view), _WRITE_PIECE):
+                    await pc.conn.send_all(view[start : start + _WRITE_PIECE])
+                    scope.deadline = trio.current_time() + write_timeout
         except Elapsed:
             raise WriteTimeout(
                 f"a write to the server made no progress for {self.write_timeout:g} s "

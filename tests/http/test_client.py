@@ -11,9 +11,10 @@ import http.server
 import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import h11
 import pytest
 import trio
 import trio.testing
@@ -30,9 +31,11 @@ from runtime.http._client import (
     RemoteProtocolError,
     ResponseTooLarge,
     TooManyRedirects,
+    WriteTimeout,
 )
 from runtime.net.abc import Connection
 from runtime.service import ServiceBuilder
+from runtime.testing import MemoryConnection, memory_connection_pair
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -347,6 +350,66 @@ async def test_a_read_timeout_on_a_reused_connection_is_not_retried(server: _Ser
         with pytest.raises(ReadTimeout):
             await client.get(server.url + "/slow")
     assert [path for _, path, _ in server.log] == ["/hello", "/slow"]
+
+
+async def test_write_timeout_when_the_server_stops_reading() -> None:
+    with socket.socket() as listener:  # listens, never accepts, never reads
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        async with Client(write_timeout=0.1) as client:
+            with pytest.raises(WriteTimeout, match="write_timeout"):
+                await client.post(url, body=b"z" * (64 << 20))
+
+
+class _PairConnector:
+    """A Connector over in-memory pairs; ``serve`` runs the server end of each one."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        serve: Callable[[MemoryConnection], Awaitable[None]],
+    ) -> None:
+        self.nursery = nursery
+        self.serve = serve
+
+    async def connect(self, host: str, port: int) -> Connection:
+        client_end, server_end = memory_connection_pair(buffer=64 * 1024)
+        self.nursery.start_soon(self.serve, server_end)
+        await trio.lowlevel.checkpoint()
+        return client_end
+
+
+async def _slow_reader(conn: MemoryConnection) -> None:
+    """Reads at most 64 KiB a second, then answers with the number of body bytes it read."""
+    parser = h11.Connection(h11.SERVER)
+    size = 0
+    while True:
+        event = parser.next_event()
+        if event is h11.NEED_DATA:
+            await trio.sleep(1)
+            parser.receive_data(await conn.receive_some(64 * 1024))
+        elif isinstance(event, h11.Data):
+            size += len(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            break
+    body = str(size).encode()
+    headers = [("content-length", str(len(body)))]
+    await conn.send_all(parser.send(h11.Response(status_code=200, headers=headers)))
+    await conn.send_all(parser.send(h11.Data(data=body)) + parser.send(h11.EndOfMessage()))
+
+
+async def test_a_long_upload_that_makes_progress_is_not_cut(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 1 MiB at 64 KiB/s takes 16 s: well past write_timeout, yet no write stalls for 5 s.
+    async with trio.open_nursery() as nursery:
+        connector = _PairConnector(nursery, _slow_reader)
+        async with Client(connector=connector, write_timeout=5) as client:
+            start = trio.current_time()
+            response = await client.post("http://pair/", body=b"u" * (1 << 20))
+            assert trio.current_time() - start > 10
+    assert response.body == str(1 << 20).encode()
 
 
 class _BlackHole:
