@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import attrs
 import h11
+import hypothesis
 import pytest
 import trio
+from hypothesis import strategies as st
 
 import runtime.time
 from runtime.http import Request, Response
@@ -583,3 +586,109 @@ class H11Client:
         assert head is not None
         self.conn.start_next_cycle()
         return Answer(head.status_code, head.reason, dict(head.headers), body)
+
+
+# -- a property: the tree agrees with one regex per route ---------------------------------------
+
+SEGMENTS = ["a", "b", "1", "22"]
+PATH_SEGMENTS = [*SEGMENTS, "x", "", "007"]
+METHODS = ["GET", "POST", "HEAD"]
+PARAMS = {"{str}": ("", "([^/]+)"), "{int}": (":int", "([0-9]+)")}
+
+RouteSpec = tuple[str, tuple[str, ...], bool]  # method, segments, ends with {rest:path}
+route_spec = st.tuples(
+    st.sampled_from(METHODS),
+    st.lists(st.sampled_from([*SEGMENTS, *PARAMS]), max_size=3).map(tuple),
+    st.booleans(),
+)
+request_spec = st.tuples(
+    st.sampled_from(METHODS), st.lists(st.sampled_from(PATH_SEGMENTS), max_size=4)
+)
+
+
+def pattern_of(segments: tuple[str, ...], rest: bool) -> str:
+    parts = [f"{{p{i}{PARAMS[s][0]}}}" if s in PARAMS else s for i, s in enumerate(segments)]
+    if rest:
+        parts.append(f"{{p{len(segments)}:path}}")
+    return "/" + "/".join(parts)
+
+
+def expected_params(segments: tuple[str, ...], rest: bool, path: str) -> dict[str, Any] | None:
+    """What the route's parameters are for ``path`` by one regex, or None if it doesn't match."""
+    parts = [PARAMS[s][1] if s in PARAMS else re.escape(s) for s in segments]
+    names = [(f"p{i}", s) for i, s in enumerate(segments) if s in PARAMS]
+    if rest:
+        parts.append("(.*)")
+        names.append((f"p{len(segments)}", "{path}"))
+    m = re.fullmatch("/" + "/".join(parts), path)
+    if m is None:
+        return None
+    return {
+        name: int(value) if kind == "{int}" else value
+        for (name, kind), value in zip(names, m.groups(), strict=True)
+    }
+
+
+def kind_at(segments: tuple[str, ...], rest: bool, i: int) -> tuple[int, str]:
+    """The precedence rank of a route's segment ``i`` (0 static, 1 param, 2 path) and its text."""
+    if not segments and not rest:
+        segments = ("",)  # "/" is one empty static segment
+    if i < len(segments):
+        return (1 if segments[i] in PARAMS else 0), segments[i]
+    return (2, "{path}") if rest else (3, "")
+
+
+@hypothesis.given(
+    routes=st.lists(route_spec, max_size=8),
+    requests=st.lists(request_spec, min_size=1, max_size=6),
+)
+async def test_router_agrees_with_a_regex_per_route(
+    routes: list[RouteSpec], requests: list[tuple[str, list[str]]]
+) -> None:
+    router = Router()
+    kept: list[RouteSpec] = []
+    for spec in routes:
+        try:
+            router.route(spec[0], pattern_of(spec[1], spec[2]), answer(str(len(kept))))
+        except ValueError:
+            assert spec in kept, f"refused {spec}, which conflicts with nothing"
+            continue
+        assert spec not in kept, f"accepted {spec} twice"
+        kept.append(spec)
+
+    for method, path_segments in requests:
+        path = "/" + "/".join(path_segments)
+        matching = {
+            i: params
+            for i, (_, segments, rest) in enumerate(kept)
+            if (params := expected_params(segments, rest, path)) is not None
+        }
+        takes = {method, "GET"} if method == "HEAD" else {method}
+        with_method = [i for i in matching if kept[i][0] in takes]
+        response = await call(router, method, path)
+        if response.status == 404:
+            assert not matching, path
+            continue
+        if response.status == 405:
+            assert matching and not with_method, path
+            allow = {kept[i][0] for i in matching}
+            allow |= {"HEAD"} if "GET" in allow else set()
+            assert response.headers["allow"] == ", ".join(sorted(allow))
+            continue
+        assert response.status == 200
+        data = body(response)
+        winner = int(data["h"])
+        assert winner in with_method, (method, path)
+        assert data["params"] == matching[winner]
+        _, segments, rest = kept[winner]
+        for other in with_method:
+            _, other_segments, other_rest = kept[other]
+            for i in range(max(len(segments), len(other_segments)) + 1):
+                mine = kind_at(segments, rest, i)
+                theirs = kind_at(other_segments, other_rest, i)
+                if mine != theirs:  # the first place they differ decides
+                    assert mine[0] <= theirs[0], (method, path, kept[winner], kept[other])
+                    break
+            else:  # same pattern: HEAD's own route wins over GET's
+                if method == "HEAD":
+                    assert kept[winner][0] == "HEAD" or kept[other][0] != "HEAD"
