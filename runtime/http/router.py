@@ -41,7 +41,7 @@ down in ``path_params`` together with the mounted router's own.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeAlias, TypeVar, overload
 from urllib.parse import unquote
 
@@ -114,28 +114,52 @@ class _Node:
         return child
 
 
-# What a walk yields, best first: a node whose routes match the whole path, or a mount that
-# takes the rest (with the number of segments its prefix consumed).
-_Candidate: TypeAlias = tuple[_Node, list[object], int]
+# What a search finds: the route's endpoint and its parameter values, or a mount with its
+# values and the number of path segments its prefix consumed.
+_Found: TypeAlias = tuple[_Endpoint, list[object], int] | tuple[_Mount, list[object], int]
 
 
-def _walk(node: _Node, segments: list[str], i: int, values: list[object]) -> Iterator[_Candidate]:
+def _find(
+    node: _Node,
+    segments: list[str],
+    i: int,
+    values: list[object],
+    method: str,
+    misses: list[_Node],
+) -> _Found | None:
+    """The first candidate in precedence order (depth first) that takes ``method``.
+
+    Nodes whose routes match the whole path but not the method are appended to ``misses``
+    (for the 405's Allow). Recursive functions, not generators: this is the hot path.
+    """
     if i == len(segments):
         if node.endpoints:
-            yield node, values, -1
+            endpoint = _pick(node, method)
+            if endpoint is not None:
+                return endpoint, values, -1
+            misses.append(node)
     else:
         segment = segments[i]
         child = node.static.get(segment)
         if child is not None:
-            yield from _walk(child, segments, i + 1, values)
+            found = _find(child, segments, i + 1, values, method, misses)
+            if found is not None:
+                return found
         for _, convert, param_node in node.params:
             value = convert(segment)
             if value is not _NO_MATCH:
-                yield from _walk(param_node, segments, i + 1, [*values, value])
-        if node.rest is not None and node.rest.endpoints:
-            yield node.rest, [*values, "/".join(segments[i:])], -1
+                found = _find(param_node, segments, i + 1, [*values, value], method, misses)
+                if found is not None:
+                    return found
+        rest = node.rest
+        if rest is not None and rest.endpoints:
+            endpoint = _pick(rest, method)
+            if endpoint is not None:
+                return endpoint, [*values, "/".join(segments[i:])], -1
+            misses.append(rest)
     if node.mount is not None:
-        yield node, values, i
+        return node.mount, values, i
+    return None
 
 
 def _split(path: str) -> list[str] | None:
@@ -373,21 +397,19 @@ class Router(Service[Request, Response]):
             segments = _decode(raw) if "%" in path else raw
         except UnicodeDecodeError:
             return _not_found()  # a percent-escape that is not UTF-8 names no route
-        matched: list[_Node] = []
-        for node, values, consumed in _walk(self._root, segments, 0, []):
-            if consumed >= 0:
-                assert node.mount is not None
-                return await self._enter(node.mount, request, raw, consumed, values, params)
-            endpoint = _pick(node, method)
-            if endpoint is None:
-                matched.append(node)
-                continue
-            params.update(zip(endpoint.names, values, strict=True))
-            request.extensions["path_params"] = params
-            return await endpoint.handler(request)
-        if matched:
-            return Response.text("Method Not Allowed\n", 405, headers=[("allow", _allow(matched))])
-        return _not_found()
+        misses: list[_Node] = []
+        found = _find(self._root, segments, 0, [], method, misses)
+        if found is None:
+            if misses:
+                allow = [("allow", _allow(misses))]
+                return Response.text("Method Not Allowed\n", 405, headers=allow)
+            return _not_found()
+        target, values, consumed = found
+        if isinstance(target, _Mount):
+            return await self._enter(target, request, raw, consumed, values, params)
+        params.update(zip(target.names, values, strict=True))
+        request.extensions["path_params"] = params
+        return await target.handler(request)
 
     async def _enter(
         self,
