@@ -98,6 +98,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # a server does when its keep-alive timeout passes while the client holds it idle.
             self._send(200, b"ok")
             self.close_connection = True
+        elif url.path == "/until-eof":
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"framed by the close")
+            self.close_connection = True
         elif url.path == "/redirect":
             target = f"/redirect?n={n - 1}" if n > 0 else "/hello"
             self._send(int(query.get("status", "302")), b"", {"Location": target})
@@ -208,6 +214,13 @@ async def test_post_streams_an_async_iterable_body_chunked(
     assert response.body == b"a" * 10 + b"b" * 70000
 
 
+async def test_a_body_framed_by_eof_is_read_and_not_pooled(
+    server: _Server, client: Client
+) -> None:
+    assert (await client.get(server.url + "/until-eof")).body == b"framed by the close"
+    assert client.idle_connections() == 0
+
+
 async def test_connection_close_response_is_not_pooled(server: _Server, client: Client) -> None:
     assert (await client.get(server.url + "/close")).body == b"bye"
     assert client.idle_connections() == 0
@@ -256,7 +269,8 @@ async def test_stream_left_early_closes_its_connection(server: _Server, client: 
 
 
 async def test_cancelled_request_does_not_pool_its_connection(server: _Server) -> None:
-    async with Client() as client:
+    # One connection allowed: a permit kept by the cancelled request would stop the next one.
+    async with Client(max_connections_per_origin=1, pool_timeout=1) as client:
         with trio.move_on_after(0.2):
             await client.get(server.url + "/slow")
         assert client.idle_connections() == 0
