@@ -137,6 +137,29 @@ def _parse_url(url: str) -> tuple[Origin, str, str]:
     return Origin(scheme, host, port), target, host_header
 
 
+@attrs.frozen
+class ClientStatistics:
+    """What a :class:`Client` holds and has done, from :meth:`Client.statistics`.
+
+    Attributes:
+        origins: Origins with a pool.
+        idle_connections: Connections waiting in the pools for a request.
+        requests_in_flight: Requests holding a connection now (head sent or being sent,
+            response not yet read to its end).
+        connections_opened: Connections opened so far.
+        connections_reused: Requests that went on a pooled connection.
+        stale_retries: Requests re-sent on a fresh connection because the pooled one had
+            been closed by the server.
+    """
+
+    origins: int
+    idle_connections: int
+    requests_in_flight: int
+    connections_opened: int
+    connections_reused: int
+    stale_retries: int
+
+
 class _PooledConnection:
     """One connection and its h11 state machine."""
 
@@ -248,6 +271,7 @@ class _Exchange:
                 pc.conn.close()
         finally:
             permit.release()
+            self.client._in_flight -= 1
 
 
 class Client(Service[Request, Response]):
@@ -296,7 +320,11 @@ class Client(Service[Request, Response]):
         "_closed",
         "_connector",
         "_default_headers",
+        "_in_flight",
+        "_opened",
         "_pools",
+        "_reused",
+        "_stale_retries",
         "_tls_connector",
         "connect_timeout",
         "follow_redirects",
@@ -355,6 +383,7 @@ class Client(Service[Request, Response]):
         self._default_headers = _to_headers(headers)
         self._pools: dict[Origin, _Pool] = {}
         self._closed = False
+        self._in_flight = self._opened = self._reused = self._stale_retries = 0
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
@@ -392,8 +421,19 @@ class Client(Service[Request, Response]):
         await trio.lowlevel.checkpoint()
 
     def idle_connections(self) -> int:
-        """How many connections sit idle in the pools (for tests and statistics)."""
+        """How many connections sit idle in the pools."""
         return sum(len(pool.idle) for pool in self._pools.values())
+
+    def statistics(self) -> ClientStatistics:
+        """A snapshot of the pools and the counters (see :class:`ClientStatistics`)."""
+        return ClientStatistics(
+            origins=len(self._pools),
+            idle_connections=self.idle_connections(),
+            requests_in_flight=self._in_flight,
+            connections_opened=self._opened,
+            connections_reused=self._reused,
+            stale_retries=self._stale_retries,
+        )
 
     # -- the public calls ------------------------------------------------------------------
 
@@ -469,13 +509,15 @@ class Client(Service[Request, Response]):
         can be retried with it; a longer or unsized one streams.
         """
         body: bytes | AsyncIterable[bytes]
-        if request.body.length is not None and request.body.length <= _BUFFER_REQUEST_BODY:
+        headers = _to_headers(request.headers)
+        length = request.body.length
+        if length is not None and length <= _BUFFER_REQUEST_BODY:
             body = await request.body.read()
         else:
             body = request.body
-        return await self.request(
-            request.method, request.target, headers=request.headers, body=body
-        )
+            if length is not None:
+                headers.setdefault("content-length", str(length))
+        return await self.request(request.method, request.target, headers=headers, body=body)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -560,6 +602,7 @@ class Client(Service[Request, Response]):
                         "body cannot be resent)"
                     ) from exc.__cause__
             exchange.release()
+            self._stale_retries += 1
             exchange = await self._checkout(origin, fresh=True)
             return exchange, await self._exchange(exchange, method, target, headers, body)
         except BaseException:
@@ -671,9 +714,12 @@ class Client(Service[Request, Response]):
             pc = None if fresh else self._take_idle(pool)
             if pc is None:
                 pc = await self._connect(origin)
+            else:
+                self._reused += 1
         except BaseException:
             permit.release()
             raise
+        self._in_flight += 1
         return _Exchange(self, pool, permit, pc)
 
     def _take_idle(self, pool: _Pool) -> _PooledConnection | None:
@@ -702,6 +748,7 @@ class Client(Service[Request, Response]):
             ) from None
         except _BROKEN as exc:
             raise ConnectError(f"cannot connect to {where}: {exc}") from exc
+        self._opened += 1
         return _PooledConnection(conn, self.max_header_bytes)
 
 
@@ -709,6 +756,7 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "Client",
     "ClientError",
+    "ClientStatistics",
     "ClientTimeout",
     "ConnectError",
     "ConnectTimeout",

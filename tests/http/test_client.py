@@ -20,7 +20,7 @@ import trio
 import trio.testing
 import trustme
 
-from runtime.http import Request
+from runtime.http import Body, Request
 from runtime.http._client import (
     Client,
     ClientTimeout,
@@ -83,7 +83,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if url.path == "/hello":
             self._send(200, b"hello")
         elif url.path == "/echo":
-            self._send(200, body, {"X-Method": self.command, "X-Host": self.headers["Host"]})
+            framing = "chunked" if "Transfer-Encoding" in self.headers else "length"
+            extra = {
+                "X-Method": self.command,
+                "X-Host": self.headers["Host"],
+                "X-Framing": framing,
+            }
+            self._send(200, body, extra)
         elif url.path == "/chunked":
             self._chunked([b"one ", b"two ", b"three"])
         elif url.path == "/big":
@@ -185,6 +191,8 @@ async def test_keep_alive_reuses_one_connection(server: _Server, client: Client)
     assert len(server.log) == 4
     assert len(server.ports()) == 1
     assert client.idle_connections() == 1
+    stats = client.statistics()
+    assert (stats.connections_opened, stats.connections_reused) == (1, 3)
 
 
 async def test_head_has_no_body_and_keeps_the_connection(server: _Server, client: Client) -> None:
@@ -212,6 +220,7 @@ async def test_post_streams_an_async_iterable_body_chunked(
 
     response = await client.post(server.url + "/echo", body=parts())
     assert response.body == b"a" * 10 + b"b" * 70000
+    assert response.headers["x-framing"] == "chunked"
 
 
 async def test_a_body_framed_by_eof_is_read_and_not_pooled(
@@ -274,6 +283,7 @@ async def test_cancelled_request_does_not_pool_its_connection(server: _Server) -
         with trio.move_on_after(0.2):
             await client.get(server.url + "/slow")
         assert client.idle_connections() == 0
+        assert client.statistics().requests_in_flight == 0
         server.release.set()
         assert (await client.get(server.url + "/hello")).body == b"hello"
 
@@ -286,6 +296,9 @@ async def test_stale_pooled_connection_is_retried_for_get(server: _Server, clien
     assert client.idle_connections() == 1  # it looked reusable
     assert (await client.get(server.url + "/hello")).body == b"hello"
     assert len(server.ports()) == 2
+    stats = client.statistics()
+    assert (stats.connections_opened, stats.connections_reused, stats.stale_retries) == (2, 1, 1)
+    assert (stats.requests_in_flight, stats.idle_connections, stats.origins) == (0, 1, 1)
 
 
 async def test_stale_pooled_connection_is_not_retried_for_post(
@@ -502,10 +515,21 @@ async def test_client_is_a_service_for_absolute_and_base_url_targets(server: _Se
     assert (relative.headers["x-method"], relative.body) == ("PUT", b"put")
 
 
-def _body(data: bytes) -> object:
-    from runtime.http import Body
-
+def _body(data: bytes) -> Body:
     return Body(data)
+
+
+async def test_a_service_call_streams_a_long_sized_body_with_its_length(server: _Server) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"s" * 700_000
+
+    request = Request("POST", server.url + "/echo", body=Body(parts(), length=2_100_000))
+    async with Client(max_response_bytes=4 << 20) as client:
+        response = await client(request)
+    assert len(response.body) == 2_100_000
+    assert response.headers["x-framing"] == "length"
+    assert "content-length" not in request.headers  # the caller's request is left as it was
 
 
 async def test_timeout_middleware_layers_on_the_client(server: _Server) -> None:
