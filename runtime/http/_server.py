@@ -402,7 +402,9 @@ class _HttpConnection:
         self.body_bytes = 0
         self.response_started = False
         self.body_done = trio.Event()
-        if self.h11.their_state is h11.DONE:
+        if not any(name in (b"content-length", b"transfer-encoding") for name, _ in event.headers):
+            self._next_event()  # no body: h11 gives its EndOfMessage without reading
+        if self.h11.their_state is not h11.SEND_BODY:
             self.body_done.set()
             body = Body(b"")
         else:
@@ -458,6 +460,8 @@ class _HttpConnection:
                 raise _Abort(
                     408, f"no request body bytes for {config.body_timeout:g}s (body_timeout)"
                 )
+            if not data:
+                raise _Disconnected("the client closed the connection inside a body")
             self.h11.receive_data(data)
 
     async def _discard_body(self) -> None:

@@ -98,7 +98,11 @@ async def running(
 
 
 async def exchange(listener: MemoryListener, data: bytes, *, bytewise: bool = False) -> bytes:
-    """Send ``data`` (whole, or one send per byte), then read until the server closes."""
+    """Send ``data`` (whole, or one send per byte), then read until the server closes.
+
+    The client does not half-close: the server takes end-of-stream for a disconnect (as
+    hyper does by default) and would cancel a handler still running.
+    """
     client = await listener.connect()
     received = bytearray()
 
@@ -114,7 +118,6 @@ async def exchange(listener: MemoryListener, data: bytes, *, bytewise: bool = Fa
                     await client.send_all(data[i : i + 1])
             else:
                 await client.send_all(data)
-            await client.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the server closed first: what it answered is what we check
     await client.aclose()
@@ -569,3 +572,142 @@ async def test_an_error_is_read_by_the_client_not_reset_by_a_lingering_close() -
         sock.close()
         nursery.cancel_scope.cancel()
     only_error(received, 413)
+
+
+# -- 3. graceful drain ---------------------------------------------------------------------
+
+
+async def test_a_drain_finishes_the_request_in_flight_with_connection_close() -> None:
+    entered = trio.Event()
+    release = trio.Event()
+
+    async def slow(request: Request) -> Response:
+        entered.set()
+        await release.wait()
+        return Response.text("finished")
+
+    async with running(slow) as (listener, server):
+        client = await listener.connect()
+        await client.send_all(GET)
+        await entered.wait()
+        server.drain()
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+        received = b""
+        while chunk := await client.receive_some():
+            received += chunk
+        (response,) = parse_responses(received)
+        assert response.body == b"finished"
+        assert response.header("connection") == "close"
+        await server.server.wait_idle()
+
+
+async def test_a_drain_closes_idle_keep_alive_connections_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running() as (listener, server):
+        client = await listener.connect()
+        await client.send_all(GET)
+        received = b""
+        while b"GET / " not in received:
+            received += await client.receive_some()
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        server.drain()
+        assert await client.receive_some() == b""  # closed without a response
+        assert trio.current_time() - start < 1
+        await server.server.wait_idle()
+
+
+async def test_serve_returns_once_drained_and_every_connection_ended() -> None:
+    listener = MemoryListener()
+    server = HttpServer(echo_handler, [listener])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await trio.testing.wait_all_tasks_blocked()
+        server.drain()
+        assert await client.receive_some() == b""
+    assert server.server.statistics().active == 0
+
+
+# -- 4. request timeout and disconnects ----------------------------------------------------
+
+
+async def test_request_timeout_is_503_and_close_with_the_handler_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cancelled = False
+
+    async def stuck(request: Request) -> Response:
+        nonlocal cancelled
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            cancelled = True
+            raise
+        raise AssertionError("unreachable")
+
+    async with running(stuck, HttpConfig(request_timeout=5)) as (listener, _):
+        start = trio.current_time()
+        data = await exchange(listener, GET)
+        elapsed = trio.current_time() - start
+    only_error(data, 503)
+    assert cancelled
+    assert 5 <= elapsed < 6
+
+
+async def test_a_client_that_disconnects_mid_request_cancels_its_handler() -> None:
+    entered = trio.Event()
+    cancelled = trio.Event()
+
+    async def stuck(request: Request) -> Response:
+        entered.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+        raise AssertionError("unreachable")
+
+    async with running(stuck) as (listener, server):
+        client = await listener.connect()
+        await client.send_all(GET)
+        await entered.wait()
+        await client.aclose()
+        await cancelled.wait()
+        await server.server.wait_idle()
+        assert server.server.statistics().errored == 0
+
+
+async def test_a_client_that_disconnects_while_the_body_streams_in_cancels_its_handler() -> None:
+    cancelled = trio.Event()
+
+    async def reader(request: Request) -> Response:
+        try:
+            await request.body.read()
+        finally:
+            cancelled.set()
+        return Response.text("unreachable")
+
+    async with running(reader) as (listener, server):
+        client = await listener.connect()
+        await client.send_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab")
+        await trio.testing.wait_all_tasks_blocked()
+        await client.aclose()
+        await cancelled.wait()
+        await server.server.wait_idle()
+        assert server.server.statistics().errored == 0
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_send_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def big(request: Request) -> Response:
+        return Response.bytes(b"x" * 1_000_000)
+
+    async with running(big, HttpConfig(send_timeout=10)) as (listener, server):
+        client = await listener.connect()
+        await client.send_all(GET)
+        await trio.sleep(11)
+        await server.server.wait_idle()  # the connection was dropped
+        await client.aclose()
