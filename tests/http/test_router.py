@@ -298,7 +298,7 @@ def test_same_method_and_pattern_twice_raises(first: str, second: str) -> None:
     with pytest.raises(ValueError, match=r"route POST .* conflicts with POST .*registered"):
         router.route(["PUT", "POST"], second, answer("two"))
     # Nothing of the refused registration is kept: PUT was not added.
-    assert router.route("PUT", second, answer("three"))
+    router.route("PUT", second, answer("three"))
 
 
 def test_same_pattern_with_another_method_or_converter_is_no_conflict() -> None:
