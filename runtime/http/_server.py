@@ -183,6 +183,19 @@ class _RequestBody:
 class _HttpConnection:
     """The request loop of one connection."""
 
+    __slots__ = (
+        "abort",
+        "body_bytes",
+        "body_done",
+        "config",
+        "connection",
+        "h11",
+        "head_tail",
+        "requests",
+        "response_started",
+        "server",
+    )
+
     def __init__(self, server: HttpServer, connection: Connection) -> None:
         self.server = server
         self.config = server.config
@@ -223,7 +236,13 @@ class _HttpConnection:
             raise self.abort
         assert response is not None
         close = self._must_close()
-        await self._send_response(request, response, close)
+        try:
+            await self._send_response(request, response, close)
+        except h11.LocalProtocolError as exc:
+            # The handler's response can't be framed (a Content-Length that is not the body's
+            # length, a 1xx status...): a bug in the handler, answered like an exception.
+            self._log_handler_error(request, exc)
+            raise _Abort(None if self.response_started else 500, str(exc)) from None
         await self._discard_body()
         if close or self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
             await self._close()
@@ -562,18 +581,19 @@ class _HttpConnection:
             headers=headers,
             reason=(response.reason or _reason(response.status)).encode("latin-1"),
         )
-        self.response_started = True
         send = self.h11.send
-        if request.method == "HEAD" or response.status in _NO_BODY_STATUS:
-            await self._send(send(head) + send(h11.EndOfMessage()))
+        data = send(head)
+        bodiless = request.method == "HEAD" or response.status in _NO_BODY_STATUS
+        if bodiless:
             await _close_iterable(body)
+            data += send(h11.EndOfMessage())
         elif isinstance(body, bytes):
-            data = send(head)
             if body:
                 data += send(h11.Data(data=body))
-            await self._send(data + send(h11.EndOfMessage()))
-        else:
-            await self._send(send(head))
+            data += send(h11.EndOfMessage())
+        self.response_started = True  # from here on, an error can only close
+        await self._send(data)
+        if not bodiless and not isinstance(body, bytes):
             await self._stream(body)
 
     async def _stream(self, body: AsyncIterable[bytes]) -> None:

@@ -17,8 +17,10 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from runtime.http import HttpConfig, Request, Response
+from runtime.http import Headers, HttpConfig, Request, Response
 from runtime.http._server import HttpServer
 from runtime.net import TcpListener
 from runtime.testing import MemoryListener
@@ -711,3 +713,85 @@ async def test_a_client_that_stops_reading_is_dropped_after_send_timeout(
         await trio.sleep(11)
         await server.server.wait_idle()  # the connection was dropped
         await client.aclose()
+
+
+async def test_a_response_that_cannot_be_framed_is_a_500_and_a_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def lying(request: Request) -> Response:
+        return Response(200, headers=Headers([("content-length", "99")]), body=b"short")
+
+    with caplog.at_level(logging.ERROR, logger="runtime.http.server"):
+        async with running(lying) as (listener, _):
+            data = await exchange(listener, GET + GET)
+    only_error(data, 500)
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+
+
+async def test_a_204_sends_no_body_even_when_the_handler_gives_one() -> None:
+    async def no_content(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"dropped"
+
+        return Response(204, body=chunks() if request.target == "/s" else b"dropped")
+
+    stream = b"GET /s HTTP/1.1\r\nHost: a\r\n\r\n"
+    async with running(no_content) as (listener, _):
+        data = await exchange(listener, stream + GET + CLOSE)
+    assert [(r.status, r.body) for r in parse_responses(data)] == [(204, b"")] * 3
+    assert b"dropped" not in data
+
+
+# -- whole or split: the same answer -------------------------------------------------------
+
+SPLIT_CASES = [
+    GET + b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc" + CLOSE,
+    b"\r\nPOST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"
+    + CLOSE,
+    GET + BAD_REQUESTS["obs-fold"][0] + GET,
+    GET + BAD_REQUESTS["cl-and-te"][0],
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"v" * 1100 + b"\r\n\r\n",
+]
+
+
+def _without_date(data: bytes) -> bytes:
+    return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"date:"))
+
+
+async def _split_exchange(listener: MemoryListener, data: bytes, cuts: list[int]) -> bytes:
+    client = await listener.connect()
+    received = bytearray()
+
+    async def reader() -> None:
+        while chunk := await client.receive_some():
+            received.extend(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        start = 0
+        try:
+            for cut in [*sorted(set(cuts)), len(data)]:
+                await client.send_all(data[start:cut])
+                await trio.testing.wait_all_tasks_blocked()
+                start = cut
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+    await client.aclose()
+    return bytes(received)
+
+
+@given(
+    case=st.sampled_from(range(len(SPLIT_CASES))),
+    fractions=st.lists(st.floats(min_value=0, max_value=1), max_size=6),
+)
+@settings(max_examples=60, deadline=None)
+async def test_a_request_stream_split_anywhere_gets_the_same_answer(
+    case: int, fractions: list[float]
+) -> None:
+    data = SPLIT_CASES[case]
+    cuts = [int(f * len(data)) for f in fractions]
+    async with running(config=SMALL) as (listener, _):
+        whole = await exchange(listener, data)
+        split = await _split_exchange(listener, data, cuts)
+    assert _without_date(split) == _without_date(whole)
+    assert whole  # every case is answered
