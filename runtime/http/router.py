@@ -379,10 +379,14 @@ class Router(Service[Request, Response]):
             path = path[len(root) :] or "/"
             params = dict(request.extensions.get("path_params", ()))
         else:
-            params = {}
-        return await self._dispatch(request, path, params)
+            root, params = "", {}
+        return await self._dispatch(request, root, path, params)
 
-    async def _dispatch(self, request: Request, path: str, params: dict[str, Any]) -> Response:
+    async def _dispatch(
+        self, request: Request, root: str, path: str, params: dict[str, Any]
+    ) -> Response:
+        # ``root`` is the raw prefix of request.path the routers above consumed; ``path`` is
+        # what is left of it for this router.
         method = request.method
         node = self._static.get(path) if "%" not in path else None
         if node is not None:
@@ -406,7 +410,7 @@ class Router(Service[Request, Response]):
             return _not_found()
         target, values, consumed = found
         if isinstance(target, _Mount):
-            return await self._enter(target, request, raw, consumed, values, params)
+            return await self._enter(target, request, root, raw, consumed, values, params)
         params.update(zip(target.names, values, strict=True))
         request.extensions["path_params"] = params
         return await target.handler(request)
@@ -415,6 +419,7 @@ class Router(Service[Request, Response]):
         self,
         mount: _Mount,
         request: Request,
+        root: str,
         raw: list[str],
         consumed: int,
         values: list[object],
@@ -422,15 +427,12 @@ class Router(Service[Request, Response]):
     ) -> Response:
         params.update(zip(mount.names, values, strict=True))
         rest = "/" + "/".join(raw[consumed:]) if consumed < len(raw) else "/"
+        root += "".join("/" + s for s in raw[:consumed])
         if isinstance(mount.service, Router):
-            return await mount.service._dispatch(request, rest, params)
-        root = request.extensions.get("root_path", "")
-        if root and not request.path.startswith(root):
-            root = ""
-        prefix = "".join("/" + s for s in raw[:consumed])
+            return await mount.service._dispatch(request, root, rest, params)
         inner = attrs.evolve(
             request,
-            extensions={**request.extensions, "root_path": root + prefix, "path_params": params},
+            extensions={**request.extensions, "root_path": root, "path_params": params},
         )
         return await mount.service(inner)
 

@@ -429,6 +429,25 @@ async def test_router_under_middleware_mounted_in_a_router() -> None:
     assert (await call(top, "GET", "/api/2/zzz")).status == 404
 
 
+async def test_a_generic_mount_inside_a_mounted_router_gets_the_whole_root_path() -> None:
+    # top -> (a Router, reached directly) -> (a Router under middleware): the inner one must
+    # see the prefix both routers above it consumed.
+    seen: list[str] = []
+
+    async def inner(request: Request) -> Response:
+        seen.append(request.extensions["root_path"])
+        return Response.text("inner")
+
+    users = Router()
+    users.mount("/{uid:int}/svc", service_fn(inner))
+    users.mount("/{uid:int}/api", ServiceBuilder().timeout(1).service(api_router()))
+    top = Router()
+    top.mount("/v1/users", users)
+    assert (await call(top, "GET", "/v1/users/5/svc/x")).body == b"inner"
+    assert seen == ["/v1/users/5/svc"]
+    assert await hit(top, "GET", "/v1/users/5/api/items/6") == ("api-item", {"uid": 5, "id": 6})
+
+
 async def test_the_same_request_routed_twice_gets_the_same_answer() -> None:
     # Retry and Hedge send one Request object again; routing must not change it.
     top = Router()
