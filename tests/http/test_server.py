@@ -795,3 +795,46 @@ async def test_a_request_stream_split_anywhere_gets_the_same_answer(
         split = await _split_exchange(listener, data, cuts)
     assert _without_date(split) == _without_date(whole)
     assert whole  # every case is answered
+
+
+async def _send_then_eof(listener: MemoryListener, data: bytes) -> bytes:
+    client = await listener.connect()
+    received = bytearray()
+    async with trio.open_nursery() as nursery:
+
+        async def reader() -> None:
+            while chunk := await client.receive_some():
+                received.extend(chunk)
+
+        nursery.start_soon(reader)
+        try:
+            await client.send_all(data)
+            await client.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+    await client.aclose()
+    return bytes(received)
+
+
+_FRONTS = [GET, CLOSE, *(request for request, _ in BAD_REQUESTS.values()), SPLIT_CASES[1]]
+
+
+@given(
+    front=st.sampled_from(_FRONTS),
+    cut=st.integers(min_value=0, max_value=400),
+    noise=st.binary(max_size=40),
+    position=st.integers(min_value=0, max_value=400),
+)
+@settings(max_examples=150, deadline=None)
+async def test_fuzzed_request_fronts_never_raise_out_of_the_connection_loop(
+    front: bytes, cut: int, noise: bytes, position: int
+) -> None:
+    position = min(position, len(front))
+    data = front[:position] + noise + front[position:][: max(cut, 0) or None]
+    async with running(config=SMALL) as (listener, server):
+        received = await _send_then_eof(listener, data)
+        await server.server.wait_idle()
+        stats = server.server.statistics()
+    assert stats.errored == 0  # nothing escaped the loop as a bug
+    for response in parse_responses(received):
+        assert response.reason and 200 <= response.status < 600
