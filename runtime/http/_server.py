@@ -262,6 +262,8 @@ class _HttpConnection:
             return self.h11.next_event()
         except h11.RemoteProtocolError as exc:
             status = exc.error_status_hint
+            if status == 431:  # h11's own max_incomplete_event_size: say it our way
+                raise _Abort(431, self._too_many_header_bytes()) from None
             if str(exc) == "multiple Transfer-Encoding headers":
                 status = 400  # RFC 9112: two TE lines is a malformed message, not unknown coding
             raise _Abort(status, f"bad request: {exc}") from None
