@@ -190,6 +190,7 @@ class _HttpConnection:
         "config",
         "connection",
         "h11",
+        "head_chunks",
         "head_tail",
         "requests",
         "response_started",
@@ -209,6 +210,7 @@ class _HttpConnection:
         self.response_started = False
         self.body_done = trio.Event()
         self.head_tail = b"\n"
+        self.head_chunks: list[bytes] = []
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -264,8 +266,8 @@ class _HttpConnection:
             status = exc.error_status_hint
             if status == 431:  # h11's own max_incomplete_event_size: say it our way
                 raise _Abort(431, self._too_many_header_bytes()) from None
-            if str(exc) == "multiple Transfer-Encoding headers":
-                status = 400  # RFC 9112: two TE lines is a malformed message, not unknown coding
+            if status == 501 and self._malformed_transfer_encoding():
+                status = 400
             raise _Abort(status, f"bad request: {exc}") from None
 
     async def _read_head(self) -> h11.Request | None:
@@ -326,6 +328,8 @@ class _HttpConnection:
         if fed == 0:
             data = data.lstrip(b"\r\n")
             self.head_tail = b"\n"  # a continuation line can't start the request either
+            self.head_chunks = []
+        self.head_chunks.append(data)
         self._check_no_obs_fold(data)
         fed += len(data)
         self.h11.receive_data(data)
@@ -333,6 +337,24 @@ class _HttpConnection:
         if event is h11.NEED_DATA and fed > self.config.max_header_bytes:
             raise _Abort(431, self._too_many_header_bytes())
         return event, fed
+
+    def _malformed_transfer_encoding(self) -> bool:
+        """Whether h11's 501 for Transfer-Encoding is really a malformed message (400).
+
+        RFC 9112: a coding other than a final ``chunked`` is unknown framing (501), but two
+        Transfer-Encoding lines, or ``chunked`` that is not the last coding, is a malformed
+        message (400). h11 answers 501 to all of these, so we read the head's raw lines.
+        """
+        head = b"".join(self.head_chunks)
+        head = head[: head.find(b"\r\n\r\n")]
+        codings: list[bytes] = []
+        lines = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"transfer-encoding":
+                lines += 1
+                codings += [c.strip().lower() for c in value.split(b",")]
+        return lines > 1 or (b"chunked" in codings and codings[-1] != b"chunked")
 
     def _check_no_obs_fold(self, data: bytes) -> None:
         """Refuse a line folded onto the one before (obs-fold): h11 would unfold it.
@@ -366,7 +388,8 @@ class _HttpConnection:
             return
         self.response_started = False
         self.head_tail = b"\n"
-        self._check_no_obs_fold(data.lstrip(b"\r\n"))
+        self.head_chunks = [data.lstrip(b"\r\n")]
+        self._check_no_obs_fold(self.head_chunks[0])
         if data[:1] in (b"\r", b"\n"):
             self.h11 = h11.Connection(
                 h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes

@@ -508,6 +508,14 @@ BAD_REQUESTS = {
         400,
     ),
     "te-gzip": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    "te-gzip-then-chunked": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        501,
+    ),
+    "te-chunked-not-last": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     "te-two-lines": (
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -543,7 +551,9 @@ async def test_a_malformed_request_gets_one_error_and_a_close(name: str, bytewis
 
 
 @both_ways
-@pytest.mark.parametrize("bad", ["two-hosts", "obs-fold", "cl-and-te", "http2-request-line"])
+@pytest.mark.parametrize(
+    "bad", ["two-hosts", "obs-fold", "cl-and-te", "http2-request-line", "te-chunked-not-last"]
+)
 async def test_three_pipelined_with_the_second_malformed_gives_200_400_close(
     bad: str, bytewise: bool
 ) -> None:
