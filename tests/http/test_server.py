@@ -849,3 +849,37 @@ async def test_fuzzed_request_fronts_never_raise_out_of_the_connection_loop(
     assert stats.errored == 0  # nothing escaped the loop as a bug
     for response in parse_responses(received):
         assert response.reason and 200 <= response.status < 600
+
+
+def _task_count() -> int:
+    def count(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(count(child) for n in task.child_nurseries for child in n.child_tasks)
+
+    return count(trio.lowlevel.current_root_task())
+
+
+async def test_tasks_return_to_baseline_after_requests_errors_and_disconnects() -> None:
+    entered = trio.Event()
+
+    async def handler(request: Request) -> Response:
+        if request.target == "/hang":
+            entered.set()
+            await trio.sleep_forever()
+        if request.target == "/boom":
+            raise RuntimeError("boom")
+        return await echo_handler(request)
+
+    async with running(handler) as (listener, server):
+        await exchange(listener, CLOSE)  # starts the timer wheel's driver, a system task
+        await trio.testing.wait_all_tasks_blocked()
+        baseline = _task_count()
+        await exchange(listener, GET + b"GET /boom HTTP/1.1\r\nHost: a\r\n\r\n" + CLOSE)
+        await exchange(listener, BAD_REQUESTS["cl-and-te"][0])
+        client = await listener.connect()
+        await client.send_all(b"GET /hang HTTP/1.1\r\nHost: a\r\n\r\n")
+        await entered.wait()
+        await client.aclose()
+        await server.server.wait_idle()
+        await trio.testing.wait_all_tasks_blocked()
+        assert _task_count() == baseline
+        assert server.server.statistics().active == 0
