@@ -38,7 +38,7 @@ from ..net import TcpConnector, TlsConnector, client_ssl_context
 from ..net.abc import Connection, Connector
 from ..service import Service
 from ..sync import Semaphore, SemaphorePermit
-from ..time import Elapsed, timeout
+from ..time import Elapsed, TimeoutScope, timeout
 from ._types import Body, BodyTooLarge, HeaderPairs, Headers, Request, Response
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
@@ -103,6 +103,13 @@ class TooManyRedirects(ClientError):
     """``follow_redirects`` met more than ``max_redirects`` redirects in a row."""
 
 
+def _encode(pc: _PooledConnection, event: Any) -> bytes:
+    try:
+        return pc.h11.send(event) or b""
+    except h11.LocalProtocolError as exc:
+        raise ValueError(f"cannot send this request: {exc}") from exc
+
+
 class _Stale(Exception):
     """A reused connection failed before anything of the response arrived."""
 
@@ -163,7 +170,7 @@ class ClientStatistics:
 class _PooledConnection:
     """One connection and its h11 state machine."""
 
-    __slots__ = ("conn", "got_data", "h11", "idle_since", "reused")
+    __slots__ = ("conn", "got_data", "h11", "idle_since", "read_scope", "reused")
 
     def __init__(self, conn: Connection, max_header_bytes: int) -> None:
         self.conn = conn
@@ -171,6 +178,7 @@ class _PooledConnection:
         self.idle_since = 0.0
         self.reused = False  # it served a request before: it may have gone stale
         self.got_data = False  # some of the current response has arrived
+        self.read_scope: TimeoutScope | None = None  # the read waiting now, if any
 
     def reusable(self) -> bool:
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
@@ -196,6 +204,8 @@ class _Exchange:
     pc: _PooledConnection
     done: bool = False
     chunks: AsyncGenerator[bytes, None] | None = None
+    send_error: Exception | None = None  # the body sender's failure, if it failed
+    head_scope: trio.CancelScope | None = None  # set while the response head is awaited
 
     async def next_event(self) -> Any:
         pc = self.pc
@@ -232,7 +242,11 @@ class _Exchange:
                     event = await self.next_event()
                 except ClientError:
                     raise
-                except _BROKEN as exc:
+                except (*_BROKEN, trio.ClosedResourceError) as exc:
+                    if self.send_error is not None:
+                        raise RemoteProtocolError(
+                            f"sending the request body failed: {self.send_error!r}"
+                        ) from self.send_error
                     raise RemoteProtocolError(
                         f"the connection broke in the middle of the response body: {exc}"
                     ) from exc
@@ -321,6 +335,8 @@ class Client(Service[Request, Response]):
         "_connector",
         "_default_headers",
         "_in_flight",
+        "_nursery",
+        "_nursery_manager",
         "_opened",
         "_pools",
         "_reused",
@@ -383,6 +399,8 @@ class Client(Service[Request, Response]):
         self._default_headers = _to_headers(headers)
         self._pools: dict[Origin, _Pool] = {}
         self._closed = False
+        self._nursery: trio.Nursery | None = None
+        self._nursery_manager: contextlib.AbstractAsyncContextManager[None] | None = None
         self._in_flight = self._opened = self._reused = self._stale_retries = 0
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -398,6 +416,10 @@ class Client(Service[Request, Response]):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Client:
+        if self._nursery_manager is not None:
+            raise RuntimeError("a Client is opened once; make a new one")
+        manager = self._nursery_manager = self._open()
+        await manager.__aenter__()
         return self
 
     async def __aexit__(
@@ -406,7 +428,29 @@ class Client(Service[Request, Response]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        manager = self._nursery_manager
+        assert manager is not None
+        await manager.__aexit__(exc_type, exc, tb)
+
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[None]:
+        # The nursery only runs body senders, which never raise: an error out of it is the
+        # caller's own, and is re-raised as itself, not wrapped in an ExceptionGroup.
+        single: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    yield
+                finally:
+                    await self.aclose()
+                    self._nursery = None
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) != 1:
+                raise
+            single = group.exceptions[0]
+        if single is not None:
+            raise single
 
     async def aclose(self) -> None:
         """Close every idle connection; busy ones close when their response ends.
@@ -418,6 +462,8 @@ class Client(Service[Request, Response]):
             for pc in pool.idle:
                 pc.conn.close()
             pool.idle.clear()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()  # the body senders of unfinished requests
         await trio.lowlevel.checkpoint()
 
     def idle_connections(self) -> int:
@@ -618,29 +664,31 @@ class Client(Service[Request, Response]):
         body: bytes | AsyncIterable[bytes],
     ) -> Response:
         pc = exchange.pc
-        event = h11.Request(method=method, target=target, headers=headers.raw())
+        # A small body goes with the head in one write. A big or streamed one goes from a
+        # task of the client's nursery while the response is read, so a server that answers
+        # early (413) or echoes as it reads cannot deadlock against us.
+        inline = isinstance(body, bytes) and (len(body) <= _WRITE_PIECE or self._nursery is None)
         try:
-            await self._send_event(pc, event)
-            if isinstance(body, bytes):
+            data = _encode(pc, h11.Request(method=method, target=target, headers=headers.raw()))
+            if inline:
+                assert isinstance(body, bytes)
                 if body:
-                    await self._send_event(pc, h11.Data(data=body))
-            else:
-                async for chunk in body:
-                    if chunk:
-                        await self._send_event(pc, h11.Data(data=chunk))
-            await self._send_event(pc, h11.EndOfMessage())
+                    data += _encode(pc, h11.Data(data=body))
+                data += _encode(pc, h11.EndOfMessage())
+            await self._write(pc, data)
+            if not inline and self._nursery is None:
+                await self._send_body(exchange, body)
+                if exchange.send_error is not None:
+                    raise exchange.send_error
         except ClientError:
             raise
         except _BROKEN as exc:
             if pc.reused:
                 raise _Stale() from exc
-            raise RemoteProtocolError(f"the server closed the connection: {exc}") from exc
-        try:
-            head = await exchange.receive_head()
-        except ClientError:
-            raise
-        except _BROKEN as exc:
-            raise RemoteProtocolError(f"the connection broke before a response: {exc}") from exc
+            exchange.send_error = exc  # the server may have answered, then closed: read on
+        if not inline and self._nursery is not None and exchange.send_error is None:
+            self._nursery.start_soon(self._send_body, exchange, body)
+        head = await self._receive_head(exchange)
         response_headers = Headers(head.headers)
         length: int | None = None
         if method == "HEAD" or head.status_code in (204, 304):
@@ -656,11 +704,57 @@ class Client(Service[Request, Response]):
             head.reason.decode("latin-1"),
         )
 
-    async def _send_event(self, pc: _PooledConnection, event: Any) -> None:
+    async def _receive_head(self, exchange: _Exchange) -> h11.Response:
+        with trio.CancelScope() as scope:
+            exchange.head_scope = scope
+            try:
+                return await exchange.receive_head()
+            except _Stale:
+                raise
+            except (ClientError, *_BROKEN, trio.ClosedResourceError) as exc:
+                failed = exchange.send_error
+                if failed is not None:
+                    raise RemoteProtocolError(
+                        f"sending the request body failed ({failed!r}) and no response came"
+                    ) from failed
+                if isinstance(exc, ClientError):
+                    raise
+                raise RemoteProtocolError(
+                    f"the connection broke before a response: {exc}"
+                ) from exc
+            finally:
+                exchange.head_scope = None
+        # the sender cancelled the wait: its failure (a stalled write, the body's own error)
+        assert exchange.send_error is not None
+        raise exchange.send_error
+
+    async def _send_body(self, exchange: _Exchange, body: bytes | AsyncIterable[bytes]) -> None:
+        """Send the body and its end; on failure, record it and wake the response reader.
+
+        A transport failure (the server closed) lets the reader go on: the server may have
+        answered before it closed. Any other failure (a stalled write, an error of the
+        caller's body iterator) stops the request.
+        """
+        pc = exchange.pc
         try:
-            data = pc.h11.send(event)
-        except h11.LocalProtocolError as exc:
-            raise ValueError(f"cannot send this request: {exc}") from exc
+            if isinstance(body, bytes):
+                await self._write(pc, _encode(pc, h11.Data(data=body)))
+            else:
+                async for chunk in body:
+                    if chunk:
+                        await self._write(pc, _encode(pc, h11.Data(data=chunk)))
+            await self._write(pc, _encode(pc, h11.EndOfMessage()))
+        except Exception as exc:
+            exchange.send_error = exc
+            if isinstance(exc, ClientError) or not isinstance(
+                exc, (*_BROKEN, trio.ClosedResourceError)
+            ):
+                if exchange.head_scope is not None:
+                    exchange.head_scope.cancel()
+                else:
+                    pc.conn.close()  # the caller is reading the response: end it
+
+    async def _write(self, pc: _PooledConnection, data: bytes) -> None:
         if not data:
             return
         write_timeout = self.write_timeout
@@ -668,6 +762,7 @@ class Client(Service[Request, Response]):
             with timeout(write_timeout) as scope:
                 if len(data) <= _WRITE_PIECE:
                     await pc.conn.send_all(data)
+                    self._upload_progress(pc)
                     return
                 # A big body goes in pieces, and each one that is sent moves the deadline: the
                 # timeout cuts a write that stalls, not a long upload that makes progress.
@@ -675,21 +770,31 @@ class Client(Service[Request, Response]):
                 for start in range(0, len(view), _WRITE_PIECE):
                     await pc.conn.send_all(view[start : start + _WRITE_PIECE])
                     scope.deadline = trio.current_time() + write_timeout
+                    self._upload_progress(pc)
         except Elapsed:
             raise WriteTimeout(
                 f"a write to the server made no progress for {self.write_timeout:g} s "
                 "(write_timeout)"
             ) from None
 
+    def _upload_progress(self, pc: _PooledConnection) -> None:
+        # While a body is still being sent, the server may rightly say nothing yet: each
+        # write that made progress restarts the wait of a response reader.
+        read_scope = pc.read_scope
+        if read_scope is not None:
+            read_scope.deadline = trio.current_time() + self.read_timeout
+
     async def _receive(self, pc: _PooledConnection) -> bytes:
         try:
-            with timeout(self.read_timeout):
+            with timeout(self.read_timeout) as pc.read_scope:
                 received = await pc.conn.receive_some(_READ_SIZE)
         except Elapsed:
             raise ReadTimeout(
                 f"the server sent nothing for {self.read_timeout:g} s (read_timeout); raise it "
                 "for a slow server"
             ) from None
+        finally:
+            pc.read_scope = None
         data = received if isinstance(received, bytes) else bytes(received)
         if data:
             pc.got_data = True

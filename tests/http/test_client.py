@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -20,7 +21,7 @@ import trio
 import trio.testing
 import trustme
 
-from runtime.http import Body, Request
+from runtime.http import Body, HttpConfig, Request, Response
 from runtime.http._client import (
     Client,
     ClientTimeout,
@@ -33,9 +34,10 @@ from runtime.http._client import (
     TooManyRedirects,
     WriteTimeout,
 )
+from runtime.http._server import HttpServer
 from runtime.net.abc import Connection
 from runtime.service import ServiceBuilder
-from runtime.testing import MemoryConnection, memory_connection_pair
+from runtime.testing import MemoryConnection, MemoryListener, memory_connection_pair
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -578,3 +580,99 @@ async def test_https_verifies_the_server_certificate(tls_server: tuple[_Server, 
     async with Client() as untrusting:  # the system store does not know the test CA
         with pytest.raises(ConnectError):
             await untrusting.get(url)
+
+
+# -- against our own server, over the in-memory transport -----------------------------------
+
+
+class _ListenerConnector:
+    """A Connector that reaches one MemoryListener, whatever the host and port."""
+
+    def __init__(self, listener: MemoryListener) -> None:
+        self.listener = listener
+
+    async def connect(self, host: str, port: int) -> Connection:
+        return await self.listener.connect()
+
+
+async def _our_handler(request: Request) -> Response:
+    if request.path == "/echo":
+        return Response(200, body=request.body)  # streams the request body back, chunked
+    if request.path == "/big":
+        return Response.bytes(b"b" * 3_000_000)
+    return Response.text("hi")
+
+
+@asynccontextmanager
+async def _our_server(config: HttpConfig | None = None) -> AsyncIterator[Client]:
+    listener = MemoryListener()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(HttpServer(_our_handler, [listener], config).serve)
+        async with Client(connector=_ListenerConnector(listener)) as client:
+            yield client
+        nursery.cancel_scope.cancel()
+
+
+async def test_our_server_keeps_one_connection_alive(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with _our_server() as client:
+        for _ in range(3):
+            response = await client.get("http://ours/")
+            assert (response.status, response.body) == (200, b"hi")
+        assert response.headers["server"] == "trio-runtime"
+        assert client.statistics().connections_opened == 1
+
+
+async def test_our_server_streams_both_ways(autojump_clock: trio.testing.MockClock) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        for i in range(20):
+            yield bytes([65 + i]) * 50_000
+
+    async with _our_server() as client:
+        response = await client.post("http://ours/echo", body=parts())
+        assert response.body == b"".join([bytes([65 + i]) * 50_000 for i in range(20)])
+        big = await client.get("http://ours/big")
+        assert len(big.body) == 3_000_000
+        assert client.statistics().connections_opened == 1
+
+
+async def test_our_server_closing_an_idle_connection_makes_it_stale(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with _our_server(HttpConfig(keep_alive_timeout=5)) as client:
+        await client.get("http://ours/")
+        await trio.sleep(10)  # the server's keep-alive passes; the client's (15 s) does not
+        assert client.idle_connections() == 1
+        assert (await client.get("http://ours/")).body == b"hi"
+        stats = client.statistics()
+        assert (stats.stale_retries, stats.connections_opened) == (1, 2)
+
+
+async def test_our_server_refuses_a_big_upload_and_the_client_reads_the_413(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with _our_server(HttpConfig(max_body_bytes=1000)) as client:
+        for size in (200_000, 2_000_000):  # sent with the head, and from the body sender
+            response = await client.post("http://ours/echo", body=b"x" * size)
+            assert response.status == 413
+
+
+async def test_an_error_of_the_body_iterator_reaches_the_caller_as_itself(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"start"
+        raise KeyError("the caller's own bug")
+
+    async with _our_server() as client:
+        with pytest.raises(KeyError, match="own bug"):
+            await client.post("http://ours/echo", body=failing())
+        assert client.statistics().requests_in_flight == 0
+        assert (await client.get("http://ours/")).body == b"hi"
+
+
+async def test_an_error_in_the_client_block_is_not_wrapped_in_a_group() -> None:
+    with pytest.raises(LookupError, match="mine"):
+        async with Client():
+            raise LookupError("mine")
