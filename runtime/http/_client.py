@@ -8,8 +8,11 @@ The shape of one request, as the code below runs it:
    ``pool_timeout``), then the newest idle connection that has not outlived
    ``keep_alive_timeout``, or a fresh one (``connect_timeout``). Busy plus idle never
    exceeds the limit: a new connection is opened only when no idle one is left.
-3. Send the head and body (``write_timeout`` per write), read the response head and body
-   (``read_timeout`` per read).
+3. Send the head, and a small ``bytes`` body with it in one write. A big or streamed body
+   goes from a task of the client's nursery while the response is read at the same time,
+   so a server that answers early (a 413 before the body) or echoes as it reads cannot
+   deadlock against us. ``write_timeout`` bounds each write that makes no progress;
+   ``read_timeout`` bounds each wait for response bytes, restarted by upload progress.
 4. Give the connection back only when the response was read to its end and h11 says both
    sides are ``DONE`` (no ``Connection: close``, no framing by EOF); otherwise close it.
 
@@ -291,7 +294,8 @@ class _Exchange:
 class Client(Service[Request, Response]):
     """An HTTP/1.1 client with per-origin connection pools.
 
-    Use it as an async context manager; leaving closes every pooled connection::
+    Use it as an async context manager: it owns a nursery for the tasks that send request
+    bodies, and leaving closes every pooled connection::
 
         async with Client() as client:
             response = await client.get("http://127.0.0.1:8000/")
@@ -313,8 +317,9 @@ class Client(Service[Request, Response]):
         ssl_context: For the default ``tls_connector`` (default
             :func:`~runtime.net.client_ssl_context`: certificates and host names verified).
         connect_timeout: Seconds to open a connection, TLS handshake included.
-        read_timeout: Seconds each read of the response may wait.
-        write_timeout: Seconds each write of the request may wait.
+        read_timeout: Seconds each wait for response bytes may last (while a body is still
+            being sent, each write that made progress restarts it).
+        write_timeout: Seconds a write of the request may make no progress.
         pool_timeout: Seconds to wait for a free connection when the origin's are all busy.
         max_connections_per_origin: Connections to one origin at once (busy plus idle).
             Default 10.
@@ -340,6 +345,7 @@ class Client(Service[Request, Response]):
         "_opened",
         "_pools",
         "_reused",
+        "_ssl_context",
         "_stale_retries",
         "_tls_connector",
         "connect_timeout",
@@ -393,9 +399,8 @@ class Client(Service[Request, Response]):
             raise ValueError(f"max_redirects must be >= 0, got {max_redirects!r}")
         self._base_url = base_url
         self._connector: Connector[Connection] = connector or TcpConnector(connect_timeout=None)
-        self._tls_connector: Connector[Connection] = tls_connector or TlsConnector(
-            ssl_context or client_ssl_context(), inner=self._connector
-        )
+        self._tls_connector = tls_connector  # made at the first https request if None
+        self._ssl_context = ssl_context
         self._default_headers = _to_headers(headers)
         self._pools: dict[Origin, _Pool] = {}
         self._closed = False
@@ -841,7 +846,12 @@ class Client(Service[Request, Response]):
         return None
 
     async def _connect(self, origin: Origin) -> _PooledConnection:
-        connector = self._tls_connector if origin.scheme == "https" else self._connector
+        connector = self._connector
+        if origin.scheme == "https":
+            if self._tls_connector is None:  # loading the system CA store costs milliseconds
+                context = self._ssl_context or client_ssl_context()
+                self._tls_connector = TlsConnector(context, inner=self._connector)
+            connector = self._tls_connector
         where = f"{origin.scheme}://{origin.host}:{origin.port}"
         try:
             with timeout(self.connect_timeout):

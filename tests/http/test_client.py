@@ -676,3 +676,20 @@ async def test_an_error_in_the_client_block_is_not_wrapped_in_a_group() -> None:
     with pytest.raises(LookupError, match="mine"):
         async with Client():
             raise LookupError("mine")
+
+
+async def test_a_client_used_without_async_with_sends_bodies_itself(server: _Server) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"no nursery, "
+        yield b"still sent"
+
+    client = Client()
+    try:
+        assert (await client.post(server.url + "/echo", body=parts())).body == (
+            b"no nursery, still sent"
+        )
+        big = await client.post(server.url + "/echo", body=b"k" * 1_000_000)
+        assert len(big.body) == 1_000_000
+    finally:
+        await client.aclose()
+    assert client.idle_connections() == 0
