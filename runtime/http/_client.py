@@ -209,6 +209,7 @@ class _Exchange:
     chunks: AsyncGenerator[bytes, None] | None = None
     send_error: Exception | None = None  # the body sender's failure, if it failed
     head_scope: trio.CancelScope | None = None  # set while the response head is awaited
+    fed: int = 0  # bytes given to h11 since the current response head began
 
     async def next_event(self) -> Any:
         pc = self.pc
@@ -220,12 +221,28 @@ class _Exchange:
             if event is not h11.NEED_DATA:
                 return event
             data = await self.client._receive(pc)
+            self.fed += len(data)
             pc.h11.receive_data(data)
 
+    def check_head_size(self) -> None:
+        # h11 checks max_incomplete_event_size only while a head is incomplete, so a longer
+        # head that arrives in one read passes it (h11#182): count the bytes ourselves.
+        trailing = len(self.pc.h11.trailing_data[0])
+        size, self.fed = self.fed - trailing, trailing
+        limit = self.client.max_header_bytes
+        if size > limit:
+            raise RemoteProtocolError(
+                f"the response head has {size} bytes, more than max_header_bytes ({limit}); "
+                "raise the limit if this server is trusted"
+            )
+
     async def receive_head(self) -> h11.Response:
+        self.fed = len(self.pc.h11.trailing_data[0])
         try:
             while True:
                 event = await self.next_event()
+                if isinstance(event, h11.Response | h11.InformationalResponse):
+                    self.check_head_size()
                 if isinstance(event, h11.Response):
                     return event
                 if isinstance(event, h11.ConnectionClosed):

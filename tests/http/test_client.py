@@ -441,6 +441,26 @@ async def test_a_long_upload_that_makes_progress_is_not_cut(
     assert response.body == str(1 << 20).encode()
 
 
+async def test_a_long_response_head_in_one_read_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # h11 alone would take it: its limit is checked only while the head is incomplete.
+    async def long_head(conn: MemoryConnection) -> None:
+        await conn.receive_some(65536)
+        filler = b"x" * 20_000
+        await conn.send_all(
+            b"HTTP/1.1 200 OK\r\nX-Fill: " + filler + b"\r\nContent-Length: 0\r\n\r\n"
+        )
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        connector = _PairConnector(nursery, long_head)
+        async with Client(connector=connector, max_header_bytes=16384) as client:
+            with pytest.raises(RemoteProtocolError, match="max_header_bytes"):
+                await client.get("http://pair/")
+        nursery.cancel_scope.cancel()
+
+
 class _BlackHole:
     """A Connector whose connects never finish."""
 
