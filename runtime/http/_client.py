@@ -209,6 +209,7 @@ class _Exchange:
     chunks: AsyncGenerator[bytes, None] | None = None
     send_error: Exception | None = None  # the body sender's failure, if it failed
     head_scope: trio.CancelScope | None = None  # set while the response head is awaited
+    send_scope: trio.CancelScope | None = None  # the body sender's, while it runs
     fed: int = 0  # bytes given to h11 since the current response head began
 
     async def next_event(self) -> Any:
@@ -293,6 +294,8 @@ class _Exchange:
         if permit is None:
             return
         self.permit = None
+        if self.send_scope is not None:
+            self.send_scope.cancel()  # a body still being sent is not wanted any more
         pc = self.pc
         try:
             if self.done and not self.client._closed and pc.reusable():
@@ -758,14 +761,17 @@ class Client(Service[Request, Response]):
         caller's body iterator) stops the request.
         """
         pc = exchange.pc
+        if exchange.permit is None:
+            return  # the request ended before this task started
         try:
-            if isinstance(body, bytes):
-                await self._write(pc, _encode(pc, h11.Data(data=body)))
-            else:
-                async for chunk in body:
-                    if chunk:
-                        await self._write(pc, _encode(pc, h11.Data(data=chunk)))
-            await self._write(pc, _encode(pc, h11.EndOfMessage()))
+            with trio.CancelScope() as exchange.send_scope:  # release() cancels it
+                if isinstance(body, bytes):
+                    await self._write(pc, _encode(pc, h11.Data(data=body)))
+                else:
+                    async for chunk in body:
+                        if chunk:
+                            await self._write(pc, _encode(pc, h11.Data(data=chunk)))
+                await self._write(pc, _encode(pc, h11.EndOfMessage()))
         except Exception as exc:
             exchange.send_error = exc
             if isinstance(exc, ClientError) or not isinstance(

@@ -461,6 +461,37 @@ async def test_a_long_response_head_in_one_read_is_refused(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_body_still_being_sent_stops_when_the_response_has_ended(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def answers_at_once(conn: MemoryConnection) -> None:
+        received = b""
+        while b"first" not in received:  # the sender is running the body iterator now
+            received += await conn.receive_some(65536)
+        await conn.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        while await conn.receive_some(65536):
+            pass
+
+    finished = trio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await trio.sleep_forever()
+            yield b"never"
+        finally:
+            finished.set()
+
+    async with trio.open_nursery() as nursery:
+        connector = _PairConnector(nursery, answers_at_once)
+        async with Client(connector=connector) as client:
+            assert (await client.post("http://pair/", body=endless())).body == b"ok"
+            with trio.fail_after(1):
+                await finished.wait()  # the sender was cancelled, not left waiting
+            assert client.idle_connections() == 0  # the request was not fully sent
+        nursery.cancel_scope.cancel()
+
+
 class _BlackHole:
     """A Connector whose connects never finish."""
 
