@@ -577,13 +577,18 @@ class Client(Service[Request, Response]):
         ``base_url``) and read the whole response, as :meth:`request` does.
 
         A body of known length up to 1 MiB is buffered first, so a stale pooled connection
-        can be retried with it; a longer or unsized one streams.
+        can be retried with it, and put back in the request as a fresh :class:`Body`, so
+        a ``Retry`` middleware can send the same request again. A longer or unsized body
+        streams, and can be sent once.
         """
         body: bytes | AsyncIterable[bytes]
         headers = _to_headers(request.headers)
         length = request.body.length
-        if length is not None and length <= _BUFFER_REQUEST_BODY:
+        if length == 0:
+            body = b""  # nothing to read: a Retry may send this request again as it is
+        elif length is not None and length <= _BUFFER_REQUEST_BODY:
             body = await request.body.read()
+            request.body = Body(body)  # put back unread, so a Retry can send it again
         else:
             body = request.body
             if length is not None:

@@ -36,7 +36,7 @@ from runtime.http._client import (
 )
 from runtime.http._server import HttpServer
 from runtime.net.abc import Connection
-from runtime.service import ServiceBuilder
+from runtime.service import RetryOn, ServiceBuilder
 from runtime.testing import MemoryConnection, MemoryListener, memory_connection_pair
 
 
@@ -744,3 +744,37 @@ async def test_a_client_used_without_async_with_sends_bodies_itself(server: _Ser
     finally:
         await client.aclose()
     assert client.idle_connections() == 0
+
+
+class _RefusesFirst:
+    """Refuses the first connect, then reaches the listener."""
+
+    def __init__(self, listener: MemoryListener) -> None:
+        self.listener = listener
+        self.refused = 0
+
+    async def connect(self, host: str, port: int) -> Connection:
+        if not self.refused:
+            self.refused += 1
+            raise ConnectionRefusedError("not yet")
+        return await self.listener.connect()
+
+
+async def test_retry_middleware_layers_on_the_client(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Retry sends the same Request again: its body must still be there to send.
+    listener = MemoryListener()
+    requests = [
+        (Request("GET", "http://ours/"), b"hi"),
+        (Request("POST", "http://ours/echo", body=Body(b"again")), b"again"),
+    ]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(HttpServer(_our_handler, [listener]).serve)
+        for request, expected in requests:
+            connector = _RefusesFirst(listener)
+            async with Client(connector=connector) as client:
+                svc = ServiceBuilder().retry(RetryOn(ConnectError, attempts=2)).service(client)
+                assert (await svc(request)).body == expected
+            assert connector.refused == 1
+        nursery.cancel_scope.cancel()
