@@ -1,11 +1,23 @@
 """runtime.http: HTTP/1.1 on h11 over the transport seam (work in progress, issue 11).
 
 So far: the values (``Headers``, ``Request``, ``Response``, ``Body``), the limits
-(``HttpConfig``) and the ``Router``. The server and client build on these.
+(``HttpConfig``), the ``Router`` and the pooled ``Client``; the server is being built.
 """
 
 from __future__ import annotations
 
+from ._client import Client as Client
+from ._client import ClientError as ClientError
+from ._client import ClientStatistics as ClientStatistics
+from ._client import ClientTimeout as ClientTimeout
+from ._client import ConnectError as ConnectError
+from ._client import ConnectTimeout as ConnectTimeout
+from ._client import PoolTimeout as PoolTimeout
+from ._client import ReadTimeout as ReadTimeout
+from ._client import RemoteProtocolError as RemoteProtocolError
+from ._client import ResponseTooLarge as ResponseTooLarge
+from ._client import TooManyRedirects as TooManyRedirects
+from ._client import WriteTimeout as WriteTimeout
 from ._config import HttpConfig as HttpConfig
 from ._types import Body as Body
 from ._types import BodyTooLarge as BodyTooLarge
@@ -14,4 +26,24 @@ from ._types import Request as Request
 from ._types import Response as Response
 from .router import Router as Router
 
-__all__ = ["Body", "BodyTooLarge", "Headers", "HttpConfig", "Request", "Response", "Router"]
+__all__ = [
+    "Body",
+    "BodyTooLarge",
+    "Client",
+    "ClientError",
+    "ClientStatistics",
+    "ClientTimeout",
+    "ConnectError",
+    "ConnectTimeout",
+    "Headers",
+    "HttpConfig",
+    "PoolTimeout",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "ResponseTooLarge",
+    "Router",
+    "TooManyRedirects",
+    "WriteTimeout",
+]
