@@ -1,7 +1,9 @@
 """runtime.http: HTTP/1.1 on h11 over the transport seam (work in progress, issue 11).
 
 So far: the values (``Headers``, ``Request``, ``Response``, ``Body``), the limits
-(``HttpConfig``), the ``Router`` and the pooled ``Client``; the server is being built.
+(``HttpConfig``), the server (``serve``, ``HttpServer``: keep-alive, pipelining, streaming
+bodies, every limit of ``HttpConfig``), the ``Router`` and the pooled ``Client``. Still to come:
+the connection hand-over (101), the httptools parser, examples and benchmarks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from ._client import ResponseTooLarge as ResponseTooLarge
 from ._client import TooManyRedirects as TooManyRedirects
 from ._client import WriteTimeout as WriteTimeout
 from ._config import HttpConfig as HttpConfig
+from ._server import Handler as Handler
+from ._server import HttpServer as HttpServer
+from ._server import serve as serve
 from ._types import Body as Body
 from ._types import BodyTooLarge as BodyTooLarge
 from ._types import Headers as Headers
@@ -35,8 +40,10 @@ __all__ = [
     "ClientTimeout",
     "ConnectError",
     "ConnectTimeout",
+    "Handler",
     "Headers",
     "HttpConfig",
+    "HttpServer",
     "PoolTimeout",
     "ReadTimeout",
     "RemoteProtocolError",
@@ -46,4 +53,5 @@ __all__ = [
     "Router",
     "TooManyRedirects",
     "WriteTimeout",
+    "serve",
 ]
