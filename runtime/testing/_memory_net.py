@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import trio
 
 from ..net.abc import Address, HalfCloseableConnection, Touchable
+from ..time import move_on_after
 
 DEFAULT_PIPE_BUFFER = 65536
 """Bytes one direction holds before ``send_all`` waits for the reader."""
@@ -153,9 +154,26 @@ class MemoryConnection(HalfCloseableConnection):
         self._inbound.readable.unpark_all()
 
     async def aclose_gracefully(self, linger: float = 2.0) -> None:
-        """Send EOF and close (an in-memory peer cannot lose data to a reset)."""
-        self.close()
-        await trio.lowlevel.checkpoint()
+        """Send EOF, discard the peer's input until it closes (at most ``linger`` s), close.
+
+        Like a socket's lingering close: a peer still writing (a request body the server
+        refused) is not failed before it has read what was sent to it.
+
+        Cancellation: not shielded; a cancel closes at once.
+        """
+        try:
+            with move_on_after(linger):
+                if not self._closed:
+                    self._outbound.eof = True
+                    self._outbound.wake()
+                pipe = self._inbound
+                while not self._closed and not pipe.eof:
+                    if pipe.buffer:
+                        pipe.buffer.clear()
+                        pipe.writable.unpark_all()
+                    await pipe.readable.park()
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Close at once: the peer reads EOF, and its writes fail."""

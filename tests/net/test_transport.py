@@ -145,3 +145,30 @@ async def test_send_all_counts_bytes_of_a_memoryview_of_wider_items() -> None:
     assert bytes(got) == data.tobytes()
     await a.aclose()
     await b.aclose()
+
+
+async def test_memory_connection_lingers_so_a_writing_peer_reads_the_reply(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    client, server = memory_connection_pair(buffer=1024)
+    received: list[bytes] = []
+
+    async def refuse() -> None:
+        await server.send_all(b"413 too large")
+        await server.aclose_gracefully(linger=5.0)  # the client still writes meanwhile
+
+    async def upload() -> None:
+        # 64 KiB into a 1 KiB pipe: the server discards it while it lingers, so the upload
+        # finishes without BrokenResourceError, as it would against a lingering TCP close.
+        for _ in range(64):
+            await client.send_all(b"x" * 1024)
+        await client.send_eof()
+        while data := await client.receive_some():
+            received.append(data)
+        await client.aclose()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(refuse)
+        nursery.start_soon(upload)
+    assert b"".join(received) == b"413 too large"
+    assert trio.current_time() < 5.0  # ended when the client closed, not at the linger
