@@ -136,6 +136,17 @@ class Supervisor:
         self.gave_up = False
         self._stopping = False
         self._stop = trio.Event()
+        self._changed = trio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        """Wait until something changes: a worker starts, a restart is counted, the
+        supervisor gives up or stops. For tests and monitors that watch :meth:`pids` and
+        :meth:`restarts` without polling."""
+        await self._changed.wait()
 
     def pids(self) -> list[int | None]:
         """The current pid of each worker."""
@@ -151,12 +162,18 @@ class Supervisor:
         Raises:
             WorkerStartError: it exited or stayed silent first (it is killed then).
         """
+        if self._stopping:
+            raise WorkerStartError(
+                f"worker {worker.index} not started: the supervisor is stopping"
+            )
         argv = self.worker_argv(worker.index, self.port)
         process = await trio.lowlevel.open_process(
             argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
         worker.process = process
         worker.pid = process.pid
+        if self._stopping:  # the stop began while it was being spawned: it drains too
+            process.send_signal(signal.SIGTERM)
         assert process.stdout is not None
         line = b""
         with move_on_after(self.ready_timeout):
@@ -175,6 +192,7 @@ class Supervisor:
                 f"(exit code {code}, printed {line[:200]!r})"
             )
         logger.info("worker %d started (pid %d)", worker.index, process.pid)
+        self._notify()
 
     async def _start_until_ready(self, worker: _Worker, backoff: float) -> bool:
         """Start ``worker``, retrying under the restart policy. False once it gave up."""
@@ -202,6 +220,7 @@ class Supervisor:
                 self.restart_window,
             )
             self.gave_up = True
+            self._notify()
             self._stop.set()
             return False
         times.append(now)
@@ -210,6 +229,7 @@ class Supervisor:
         if self._stopping:
             return False
         worker.restarts += 1
+        self._notify()
         return True
 
     async def _watch(self, worker: _Worker) -> None:
@@ -291,6 +311,7 @@ class Supervisor:
                 nursery.cancel_scope.cancel()
         finally:
             reservation.close()
+            self._notify()
             self._signal_all(signal.SIGKILL)
 
 

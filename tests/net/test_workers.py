@@ -88,7 +88,7 @@ async def supervise(supervisor: Supervisor, until: Callable[[], bool]) -> None:
         handle = runtime.spawn(supervisor.run)
         with trio.fail_after(20):
             while not until() and not handle.done():
-                await trio.sleep(0.01)  # polls real processes, not to let things settle
+                await supervisor.wait_changed()
         rt.shutdown()
         with trio.fail_after(20):
             await handle
