@@ -738,7 +738,15 @@ class Client(Service[Request, Response]):
         with trio.CancelScope() as scope:
             exchange.head_scope = scope
             try:
-                return await exchange.receive_head()
+                head = await exchange.receive_head()
+                failed = exchange.send_error
+                if failed is None or (
+                    not isinstance(failed, ClientError)
+                    and isinstance(failed, (*_BROKEN, trio.ClosedResourceError))
+                ):
+                    return head
+                # The sender failed as the head arrived: its cancel came too late to stop
+                # the read. The request is broken all the same.
             except _Stale:
                 raise
             except (ClientError, *_BROKEN, trio.ClosedResourceError) as exc:

@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
+import re
 import ssl
 import time as _wall
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
@@ -55,9 +57,10 @@ import trio
 
 from ..net import Server, ServerConfig
 from ..net.abc import Connection, Listener, format_address
-from ..time import move_on_after, move_on_at
+from ..time import Timer, TimerWheel, move_on_after
 from ._config import HttpConfig
 from ._types import Body, BodyTooLarge, Headers, Request, Response, _reason
+from ._upgrade import UpgradedConnection
 
 logger = logging.getLogger("runtime.http.server")
 
@@ -84,6 +87,42 @@ class _Abort(Exception):
 
 class _Disconnected(Exception):
     """The client went away."""
+
+
+class _HandlerBug(Exception):
+    """The handler's response can't be sent as it is (a bad header, a wrong length...)."""
+
+
+# The request's side is done: DONE, or MUST_CLOSE for a client that said it will close.
+_REQUEST_DONE = (h11.DONE, h11.MUST_CLOSE)
+# Response headers the server writes itself: a handler's are read (content-length,
+# connection) or replaced (date, server), and the framing (transfer-encoding) is ours.
+_OURS = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Header names already checked against _TOKEN; bounded, since names come from handlers.
+_SAFE_NAMES: set[str] = {"content-type", "cache-control", "location", "set-cookie", "etag"}
+_MAX_SAFE_NAMES = 4096
+_JOIN_BELOW = 65536  # a body up to this size goes out in the same write as the head
+_STATUS_LINES: dict[int, str] = {}
+
+
+def _check_name(name: str) -> None:
+    if _TOKEN.fullmatch(name) is None:
+        raise _HandlerBug(f"header name {name!r} is not a token (RFC 9110)")
+    if len(_SAFE_NAMES) < _MAX_SAFE_NAMES:
+        _SAFE_NAMES.add(name)
+
+
+def _status_line(status: int, reason: str | None) -> str:
+    """``HTTP/1.1 200 OK\\r\\n``; never an empty reason (some clients count one a failure)."""
+    if reason:
+        if "\r" in reason or "\n" in reason or "\0" in reason:
+            raise _HandlerBug("the reason phrase has a CR, LF or NUL")
+        return f"HTTP/1.1 {status} {reason}\r\n"
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _STATUS_LINES[status] = f"HTTP/1.1 {status} {_reason(status)}\r\n"
+    return line
 
 
 _date_cache: tuple[int, bytes] = (0, b"")
@@ -131,6 +170,11 @@ class HttpServer:
         )
         self.server: Server[Any] = Server(self._serve_connection, listeners, net_config, tls=tls)
         self._scheme = "https" if tls is not None else "http"
+        self._connections: set[_HttpConnection] = set()
+        self._date_lines: tuple[int, str] = (0, "")
+        # Where the disconnect watchers of slow handlers run (see ``_WATCH_DELAY``); each
+        # connection waits for its watcher to end before it reads again or closes.
+        self._nursery: trio.Nursery | None = None
 
     async def serve(
         self, *, task_status: trio.TaskStatus[HttpServer] = trio.TASK_STATUS_IGNORED
@@ -141,7 +185,30 @@ class HttpServer:
 
         Cancellation: cancelling it closes the listeners and cancels every handler.
         """
-        await self.server.serve(task_status=_Forward(task_status, self))
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._drain_idle_connections)
+            try:
+                await self.server.serve(task_status=_Forward(task_status, self))
+            finally:
+                self._nursery = None
+                nursery.cancel_scope.cancel()
+
+    async def _drain_idle_connections(self) -> None:
+        """When the server drains, close the connections waiting for their next request."""
+        await self.server.draining.cancelled()
+        for connection in list(self._connections):
+            connection.drain_if_idle()
+
+    def _date_and_server(self) -> str:
+        """The ``date`` and ``server`` header lines, formatted at most once a second."""
+        now = int(_wall.time())
+        if self._date_lines[0] != now:
+            lines = f"date: {email.utils.formatdate(now, usegmt=True)}\r\n"
+            if self.config.server_header:
+                lines += f"server: {self.config.server_header}\r\n"
+            self._date_lines = (now, lines)
+        return self._date_lines[1]
 
     def drain(self) -> None:
         """Stop accepting; requests in flight finish with ``Connection: close``."""
@@ -180,21 +247,79 @@ class _RequestBody:
         return chunk
 
 
+# Phases of a connection's I/O timer: what the connection is waiting for, and so what an expiry
+# means. One timer per connection is moved from phase to phase (an O(1) reset on the wheel), so
+# a request costs no cancel scopes of its own.
+_NONE = 0  # not waiting: an expiry that races with the phase ending is ignored
+_IDLE = 1  # between requests: quiet close
+_HEAD = 2  # inside a request head: 408
+_BODY = 3  # inside a request body: 408
+_SEND = 4  # writing: the client stopped reading
+
+# Stages of the handler timer.
+_WATCH = 1  # the handler has run a while: start the disconnect watcher
+_REQUEST = 2  # the request timeout: 503
+
+# A handler that answers within this many seconds never gets a disconnect watcher: a task per
+# request would cost more than most handlers. One that runs longer gets one, so a client that
+# goes away still cancels it within a few milliseconds of the delay.
+_WATCH_DELAY = 0.02
+
+
+class _Quiet:
+    """Why a connection ended without an answer: ``close`` is True for an abrupt close."""
+
+    __slots__ = ("close", "why")
+
+    def __init__(self, why: str, close: bool) -> None:
+        self.why = why
+        self.close = close
+
+
+_IDLED_OUT = _Quiet("keep-alive idle", close=False)
+_DRAINED = _Quiet("drained while idle", close=False)
+_GONE = _Quiet("the client went away", close=True)
+
+
 class _HttpConnection:
-    """The request loop of one connection."""
+    """The request loop of one connection.
+
+    Every wait of the loop runs inside one cancel scope, ``scope``, that the connection's
+    timers cancel: the I/O timer (keep-alive idle, header deadline, body inactivity, send
+    stall) and the handler timer (the disconnect watcher's start, the request timeout). What
+    expired is kept in ``expired``; after the scope, :meth:`run` answers it (408, 503, a quiet
+    close...). Every expiry ends the connection, so the scope is never needed twice.
+    """
 
     __slots__ = (
         "abort",
         "body_bytes",
         "body_done",
+        "carried_over",
         "config",
         "connection",
+        "connection_tokens",
+        "expired",
         "h11",
+        "handler_deadline",
+        "handler_stage",
+        "handler_timer",
         "head_chunks",
         "head_tail",
+        "io_deadline",
+        "io_timer",
+        "phase",
+        "request_deadline",
         "requests",
         "response_started",
+        "scope",
+        "sent_100",
         "server",
+        "upgrade_requested",
+        "watch_done",
+        "watch_pending",
+        "watch_scope",
+        "wheel",
     )
 
     def __init__(self, server: HttpServer, connection: Connection) -> None:
@@ -208,21 +333,65 @@ class _HttpConnection:
         self.body_bytes = 0
         self.abort: _Abort | None = None
         self.response_started = False
-        self.body_done = trio.Event()
+        self.sent_100 = False
+        self.carried_over = False
+        self.upgrade_requested = False
+        self.connection_tokens: set[bytes] = set()
+        self.body_done = True
         self.head_tail = b"\n"
         self.head_chunks: list[bytes] = []
+        self.scope = trio.CancelScope()
+        self.expired: _Abort | _Quiet | None = None
+        self.phase = _NONE
+        self.wheel = TimerWheel.current()
+        self.io_timer: Timer | None = None
+        self.io_deadline = 0.0
+        self.handler_timer: Timer | None = None
+        self.handler_stage = _NONE
+        self.handler_deadline = 0.0
+        self.request_deadline = 0.0
+        self.watch_scope: trio.CancelScope | None = None
+        self.watch_done: trio.Event | None = None
+        self.watch_pending = False
 
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        server = self.server
+        server._connections.add(self)
+        outcome: _Abort | _Quiet | None = None
         try:
-            while await self._one_request():
-                self.h11.start_next_cycle()
-                self._skip_leading_empty_lines()
-        except _Abort as abort:
-            await self._fail(abort)
-        except _Disconnected:
-            self.connection.close()
+            with self.scope:
+                try:
+                    while await self._one_request():
+                        self._next_cycle()
+                    return
+                except _Abort as abort:
+                    outcome = abort
+                except _Disconnected:
+                    outcome = _GONE
+            # Here the scope was cancelled by an expiry, or the loop ended with an outcome.
+            if self.expired is not None:
+                outcome = self.expired
+            self.phase = self.handler_stage = _NONE
+            await self._stop_watcher()
+            if isinstance(outcome, _Abort):
+                await self._fail(outcome)
+            elif outcome is not None and outcome.close:
+                self.connection.close()
+            elif outcome is not None:
+                await self._close()
+        finally:
+            server._connections.discard(self)
+            self.phase = self.handler_stage = _NONE
+            for timer in (self.io_timer, self.handler_timer):
+                if timer is not None:
+                    timer.cancel()
+            if self.watch_scope is not None:
+                self.watch_scope.cancel()
+                assert self.watch_done is not None
+                with trio.CancelScope(shield=True):
+                    await self.watch_done.wait()
 
     async def _one_request(self) -> bool:
         """Read, handle and answer one request; False when the connection should close."""
@@ -237,16 +406,19 @@ class _HttpConnection:
         if self.abort is not None:
             raise self.abort
         assert response is not None
-        close = self._must_close()
         try:
-            await self._send_response(request, response, close)
-        except h11.LocalProtocolError as exc:
+            keep_alive = await self._send_response(request, response, self._must_close())
+        except _HandlerBug as exc:
             # The handler's response can't be framed (a Content-Length that is not the body's
-            # length, a 1xx status...): a bug in the handler, answered like an exception.
+            # length, a 1xx status, a CR in a header value...): a bug in the handler,
+            # answered like an exception when nothing was sent yet.
             self._log_handler_error(request, exc)
             raise _Abort(None if self.response_started else 500, str(exc)) from None
+        if response.upgrade is not None:
+            await self._hand_over(request, response)
+            return False
         await self._discard_body()
-        if close or self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+        if not keep_alive or not self.body_done:
             await self._close()
             return False
         return True
@@ -256,6 +428,150 @@ class _HttpConnection:
             self.server.server.draining.is_cancelled()
             or self.requests >= self.config.max_requests_per_connection
         )
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _expire(self, why: _Abort | _Quiet) -> None:
+        """End the connection for ``why``: cancel whatever it is waiting on (first one wins)."""
+        if self.expired is None:
+            self.expired = why
+            self.scope.cancel()
+
+    def _arm(self, phase: int, deadline: float) -> None:
+        """Wait in ``phase`` until ``deadline`` (absolute); ``_NONE`` ends the wait."""
+        self.phase = phase
+        self.io_deadline = deadline
+        timer = self.io_timer
+        if timer is None:
+            self.io_timer = self.wheel.call_at(deadline, self._io_expired)
+        elif not timer.pending or timer.deadline > deadline:
+            timer.reset(deadline)
+        # else: the timer fires early and moves itself to ``io_deadline`` (no wheel work
+        # on the hot path: most waits end long before their deadline)
+
+    def _io_expired(self) -> None:
+        phase = self.phase
+        if phase == _NONE:
+            return
+        if self.wheel.now() < self.io_deadline:
+            assert self.io_timer is not None
+            self.io_timer.reset(self.io_deadline)
+            return
+        self.phase = _NONE
+        config = self.config
+        if phase == _IDLE:
+            self._expire(_IDLED_OUT)
+        elif phase == _HEAD:
+            self._expire(
+                _Abort(
+                    408,
+                    f"request head not received within {config.header_timeout:g}s "
+                    "(header_timeout)",
+                )
+            )
+        elif phase == _BODY:
+            self._expire(
+                _Abort(408, f"no request body bytes for {config.body_timeout:g}s (body_timeout)")
+            )
+        elif phase == _SEND:
+            self._expire(_Abort(None, f"send stalled for {config.send_timeout:g}s (send_timeout)"))
+
+    def drain_if_idle(self) -> None:
+        """The server is draining: a connection waiting for its next request closes now."""
+        if self.phase == _IDLE:
+            self._expire(_DRAINED)
+
+    def _start_handler_timer(self) -> None:
+        now = self.wheel.now()
+        timeout = self.config.request_timeout
+        watch_at = now + _WATCH_DELAY
+        if timeout is not None and now + timeout <= watch_at:
+            self.handler_stage = _REQUEST
+            self.request_deadline = deadline = now + timeout
+        else:
+            self.handler_stage = _WATCH
+            self.request_deadline = now + timeout if timeout is not None else math.inf
+            deadline = watch_at
+        self.handler_deadline = deadline
+        timer = self.handler_timer
+        if timer is None:
+            self.handler_timer = self.wheel.call_at(deadline, self._handler_timer_fired)
+        elif not timer.pending or timer.deadline > deadline:
+            timer.reset(deadline)
+        # else: it fires early and moves itself (as the I/O timer does)
+
+    def _handler_timer_fired(self) -> None:
+        stage = self.handler_stage
+        if stage == _NONE:
+            return
+        timer = self.handler_timer
+        assert timer is not None
+        if self.wheel.now() < self.handler_deadline:
+            timer.reset(self.handler_deadline)
+            return
+        if stage == _WATCH:
+            if self.request_deadline != math.inf:
+                self.handler_stage = _REQUEST
+                self.handler_deadline = self.request_deadline
+                timer.reset(self.request_deadline)
+            else:
+                self.handler_stage = _NONE
+            if self.body_done:
+                self._spawn_watcher()
+            else:
+                self.watch_pending = True  # started when the handler has read the body
+        elif stage == _REQUEST:
+            self.handler_stage = _NONE
+            timeout = self.config.request_timeout
+            assert timeout is not None
+            self._expire(
+                _Abort(503, f"handler did not answer within {timeout:g}s (request_timeout)")
+            )
+
+    # -- the disconnect watcher -----------------------------------------------------------
+
+    def _spawn_watcher(self) -> None:
+        """Watch for the client going away while a slow handler runs (see ``_WATCH_DELAY``)."""
+        self.watch_pending = False
+        if self.watch_scope is not None or self.expired is not None:
+            return
+        if self.upgrade_requested:
+            return  # what follows an upgrade request may not be HTTP
+        nursery = self.server._nursery
+        if nursery is None:
+            return
+        self.watch_scope = scope = trio.CancelScope()
+        self.watch_done = done = trio.Event()
+        nursery.start_soon(self._watch, scope, done, name="runtime.http.disconnect-watcher")
+
+    async def _watch(self, scope: trio.CancelScope, done: trio.Event) -> None:
+        """Read ahead while the handler runs; end-of-stream or a reset cancels the handler."""
+        try:
+            with scope:
+                buffered = len(self.h11.trailing_data[0])
+                while buffered <= self.config.max_header_bytes:
+                    try:
+                        data = await self.connection.receive_some(_RECEIVE_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        data = b""
+                    if not data:
+                        self._expire(_GONE)
+                        return
+                    self.h11.receive_data(bytes(data))  # a pipelined request: kept for later
+                    buffered += len(data)
+                await trio.sleep_forever()
+        finally:
+            done.set()
+
+    async def _stop_watcher(self) -> None:
+        self.watch_pending = False
+        scope = self.watch_scope
+        if scope is None:
+            return
+        scope.cancel()
+        assert self.watch_done is not None
+        await self.watch_done.wait()
+        self.watch_scope = self.watch_done = None
 
     # -- reading the head -----------------------------------------------------------------
 
@@ -272,8 +588,7 @@ class _HttpConnection:
 
     async def _read_head(self) -> h11.Request | None:
         """The next request head, or None when the client closed or idled out quietly."""
-        config = self.config
-        event = self._next_event()
+        event = self._next_event() if self.carried_over else h11.NEED_DATA
         if event is h11.NEED_DATA:
             fed = len(self.h11.trailing_data[0])
             if fed == 0:
@@ -282,41 +597,40 @@ class _HttpConnection:
                     return None
                 event, fed = self._feed_head(first, 0)
             if event is h11.NEED_DATA:
-                deadline = trio.current_time() + config.header_timeout
-                with move_on_at(deadline) as scope:
-                    while event is h11.NEED_DATA:
-                        data = await self._receive()
-                        if not data:
-                            if self.h11.their_state is h11.IDLE and fed == 0:
-                                return None
-                            self.h11.receive_data(b"")
-                            event = self._next_event()
-                            break
-                        event, fed = self._feed_head(data, fed)
-                if scope.cancelled_caught:
-                    raise _Abort(
-                        408,
-                        f"request head not received within {config.header_timeout:g}s "
-                        "(header_timeout)",
-                    )
+                self._arm(_HEAD, self.wheel.now() + self.config.header_timeout)
+                while event is h11.NEED_DATA:
+                    data = await self._receive()
+                    if not data:
+                        if self.h11.their_state is h11.IDLE and fed == 0:
+                            self.phase = _NONE
+                            return None
+                        self.h11.receive_data(b"")
+                        event = self._next_event()
+                        break
+                    event, fed = self._feed_head(data, fed)
+                self.phase = _NONE
         if isinstance(event, h11.ConnectionClosed):
             return None
         if not isinstance(event, h11.Request):
             raise _Abort(400, f"unexpected {type(event).__name__} before a request")
-        self._check_head(event)
         return event
 
     async def _wait_first_bytes(self) -> bytes:
         """Wait for the next request's first bytes; b"" for a quiet close (idle, drain, EOF)."""
-        with self.server.server.draining.scope(), move_on_after(self.config.keep_alive_timeout):
-            while True:
-                data = await self._receive()
-                if not data:
-                    return b""
-                data = data.lstrip(b"\r\n")  # RFC 9112: empty lines before are ignored
-                if data:
-                    return data
-        return b""
+        if self.server.server.draining.is_cancelled():
+            return b""
+        # No checkpoint between the drain check above and the wait: a drain that starts
+        # during the wait finds this connection in _IDLE (``drain_if_idle``).
+        self._arm(_IDLE, self.wheel.now() + self.config.keep_alive_timeout)
+        while True:
+            data = await self._receive()
+            if not data:
+                self.phase = _NONE
+                return b""
+            data = data.lstrip(b"\r\n")  # RFC 9112: empty lines before are ignored
+            if data:
+                self.phase = _NONE
+                return data
 
     def _feed_head(self, data: bytes, fed: int) -> tuple[Any, int]:
         """Feed head bytes; the next event and the bytes fed since the request began.
@@ -377,89 +691,102 @@ class _HttpConnection:
             "raise the limit or fix the client"
         )
 
-    def _skip_leading_empty_lines(self) -> None:
-        """Check a pipelined request's buffered bytes: no obs-fold, no leading empty lines.
+    def _next_cycle(self) -> None:
+        """A fresh parser for the next request, fed what the last one read past its end.
 
-        h11 refuses the empty lines RFC 9112 says to ignore; they are dropped by handing the
-        rest to a fresh h11 connection (rare: only a pipelining client sends them).
+        The parser is h11's, used for requests only (responses are written by
+        :meth:`_send_response`), so each request gets its own ``h11.Connection``: cheaper than
+        keeping h11's response side in step. The bytes carried over are checked like any
+        head's: no obs-fold, and the empty lines RFC 9112 says to ignore are dropped (h11
+        refuses them).
         """
         data, closed = self.h11.trailing_data
-        if not data:
-            return
+        parser = self.h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
+        )
         self.response_started = False
-        self.head_tail = b"\n"
-        self.head_chunks = [data.lstrip(b"\r\n")]
-        self._check_no_obs_fold(self.head_chunks[0])
-        if data[:1] in (b"\r", b"\n"):
-            self.h11 = h11.Connection(
-                h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
-            )
-            stripped = data.lstrip(b"\r\n")
-            if stripped:
-                self.h11.receive_data(stripped)
-            if closed:
-                self.h11.receive_data(b"")
+        self.carried_over = bool(data) or closed
+        if data:
+            data = bytes(data).lstrip(b"\r\n")
+            self.head_tail = b"\n"
+            self.head_chunks = [data]
+            self._check_no_obs_fold(data)
+            if data:
+                parser.receive_data(data)
+        if closed:
+            parser.receive_data(b"")
 
-    def _check_head(self, event: h11.Request) -> None:
+    def _build_request(self, event: h11.Request) -> Request:
+        """Check the head against the limits and framing rules, and make the Request."""
         config = self.config
-        if event.http_version not in (b"1.1", b"1.0"):
-            raise _Abort(505, f"HTTP/{event.http_version.decode()} is not supported; use HTTP/1.1")
-        size = len(event.method) + len(event.target) + 12
-        for name, value in event.headers:
-            size += len(name) + len(value) + 4
-        if size > config.max_header_bytes:
-            raise _Abort(431, self._too_many_header_bytes())
-        if len(event.headers) > config.max_header_count:
-            raise _Abort(
-                431,
-                f"request has {len(event.headers)} header fields, more than "
-                f"{config.max_header_count} (max_header_count)",
-            )
-        if len(event.target) > config.max_target_length:
-            raise _Abort(
-                414,
-                f"request-target exceeds {config.max_target_length} bytes (max_target_length)",
-            )
+        version = event.http_version
+        if version != b"1.1" and version != b"1.0":
+            raise _Abort(505, f"HTTP/{version.decode()} is not supported; use HTTP/1.1")
+        pairs = list(event.headers)  # h11's Headers is a Sequence: iterate it once
+        method = event.method
+        target = event.target
+        size = len(method) + len(target) + 12
         length: bytes | None = None
         chunked = False
-        for name, value in event.headers:
+        upgrade = method == b"CONNECT"
+        tokens = self.connection_tokens
+        tokens.clear()
+        for name, value in pairs:
+            size += len(name) + len(value) + 4
             if name == b"content-length":
                 length = value
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"connection":
+                tokens.update(t.strip().lower() for t in value.split(b","))
+            elif name == b"upgrade":
+                upgrade = True
+        if size > config.max_header_bytes:
+            raise _Abort(431, self._too_many_header_bytes())
+        if len(pairs) > config.max_header_count:
+            raise _Abort(
+                431,
+                f"request has {len(pairs)} header fields, more than "
+                f"{config.max_header_count} (max_header_count)",
+            )
+        if len(target) > config.max_target_length:
+            raise _Abort(
+                414,
+                f"request-target exceeds {config.max_target_length} bytes (max_target_length)",
+            )
         if chunked and length is not None:
             raise _Abort(400, "both Content-Length and Transfer-Encoding (request smuggling?)")
-        if chunked and event.http_version == b"1.0":
+        if chunked and version == b"1.0":
             raise _Abort(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
+        size_hint: int | None = None
         if length is not None:
             if len(length) > _MAX_CONTENT_LENGTH_DIGITS:
                 raise _Abort(400, "Content-Length has too many digits")
-            if int(length) > config.max_body_bytes:
+            size_hint = int(length)
+            if size_hint > config.max_body_bytes:
                 raise _Abort(
                     413,
-                    f"body of {int(length)} bytes exceeds {config.max_body_bytes} bytes "
+                    f"body of {size_hint} bytes exceeds {config.max_body_bytes} bytes "
                     "(max_body_bytes)",
                 )
-
-    def _build_request(self, event: h11.Request) -> Request:
-        headers = Headers(event.headers)
         self.body_bytes = 0
         self.response_started = False
-        self.body_done = trio.Event()
-        if not any(name in (b"content-length", b"transfer-encoding") for name, _ in event.headers):
-            self._next_event()  # no body: h11 gives its EndOfMessage without reading
-        if self.h11.their_state is not h11.SEND_BODY:
-            self.body_done.set()
-            body = Body(b"")
+        self.sent_100 = False
+        self.upgrade_requested = upgrade
+        if chunked or size_hint:
+            self.body_done = False
+            body = Body(_RequestBody(self), size_hint)
         else:
-            length = headers.get("content-length")
-            body = Body(_RequestBody(self), int(length) if length is not None else None)
+            # No body: h11 would give its EndOfMessage without reading; we don't ask for it
+            # (the next request starts on a fresh parser with what this one buffered).
+            self.body_done = True
+            body = Body(b"")
         return Request(
-            event.method.decode("ascii"),
-            event.target.decode("latin-1"),
-            headers,
+            method.decode("ascii"),
+            target.decode("latin-1"),
+            Headers._from_lowercase(pairs),
             body,
-            http_version=event.http_version.decode("ascii"),
+            http_version="1.1" if version == b"1.1" else "1.0",
             peer_address=self.connection.peer_address,
             scheme=self.server._scheme,
         )
@@ -470,10 +797,15 @@ class _HttpConnection:
         """The next chunk of the request body, or None at its end (the handler's read)."""
         if self.abort is not None:
             raise self.abort
-        if self.body_done.is_set():
+        if self.body_done:
             return None
-        if self.h11.they_are_waiting_for_100_continue and not self.response_started:
-            await self._send(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+        if (
+            self.h11.they_are_waiting_for_100_continue
+            and not self.sent_100
+            and not self.response_started
+        ):
+            self.sent_100 = True
+            await self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             return await self._body_event()
         except _Abort as abort:
@@ -494,25 +826,24 @@ class _HttpConnection:
                     return bytes(event.data)
                 continue
             if isinstance(event, h11.EndOfMessage):
-                self.body_done.set()
+                self.body_done = True
+                if self.watch_pending:
+                    self._spawn_watcher()
                 return None
             if isinstance(event, h11.ConnectionClosed):
                 raise _Disconnected("the client closed the connection inside a body")
-            with move_on_after(config.body_timeout) as scope:
-                data = await self._receive()
-            if scope.cancelled_caught:
-                raise _Abort(
-                    408, f"no request body bytes for {config.body_timeout:g}s (body_timeout)"
-                )
+            self._arm(_BODY, self.wheel.now() + config.body_timeout)
+            data = await self._receive()
+            self.phase = _NONE
             if not data:
                 raise _Disconnected("the client closed the connection inside a body")
             self.h11.receive_data(data)
 
     async def _discard_body(self) -> None:
         """Read and drop what the handler left of the body, within ``max_body_bytes``."""
-        if self.h11.their_state is not h11.SEND_BODY:
+        if self.body_done:
             return
-        if self.h11.they_are_waiting_for_100_continue:
+        if self.h11.they_are_waiting_for_100_continue and not self.sent_100:
             return  # no 100 was sent: the client may never send it; the caller closes
         while await self._body_event() is not None:
             pass
@@ -520,43 +851,33 @@ class _HttpConnection:
     # -- calling the handler --------------------------------------------------------------
 
     async def _handle(self, request: Request) -> Response | None:
-        """The handler's response; None if it failed (answered 500 or aborted)."""
-        config = self.config
+        """The handler's response; None if it failed in a way that ends the connection."""
+        self._start_handler_timer()
         response: object = None
-        disconnected = False
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_disconnect, nursery.cancel_scope)
-            try:
-                if config.request_timeout is None:
-                    response = await self.server.service(request)
-                else:
-                    with move_on_after(config.request_timeout) as scope:
-                        response = await self.server.service(request)
-                    if scope.cancelled_caught:
-                        self.abort = _Abort(
-                            503,
-                            f"handler did not answer within {config.request_timeout:g}s "
-                            "(request_timeout)",
-                        )
-            except _Abort as abort:
-                self.abort = self.abort or abort
-            except _Disconnected:
-                disconnected = True
-            except BodyTooLarge as exc:
-                self.abort = self.abort or _Abort(413, str(exc))
-            except Exception as exc:
-                if self.abort is None:
-                    self._log_handler_error(request, exc)
-                    response = Response.text("Internal Server Error\n", 500)
-            nursery.cancel_scope.cancel()
-        if disconnected or (response is None and self.abort is None):
-            raise _Disconnected("the client went away while its request was handled")
-        if self.abort is None and not isinstance(response, Response):
+        try:
+            response = await self.server.service(request)
+        except _Abort as abort:
+            self.abort = self.abort or abort
+        except BodyTooLarge as exc:
+            self.abort = self.abort or _Abort(413, str(exc))
+        except _Disconnected:
+            raise
+        except Exception as exc:
+            if self.abort is None:
+                self._log_handler_error(request, exc)
+                response = Response.text("Internal Server Error\n", 500)
+        finally:
+            self.handler_stage = _NONE  # the timer stays on the wheel: the next request moves it
+        if self.watch_scope is not None or self.watch_pending:
+            await self._stop_watcher()
+        if self.abort is not None:
+            return None
+        if not isinstance(response, Response):
             self._log_handler_error(
                 request, TypeError(f"handler returned {type(response).__name__}, not a Response")
             )
             response = Response.text("Internal Server Error\n", 500)
-        return response if isinstance(response, Response) else None
+        return response
 
     def _log_handler_error(self, request: Request, exc: BaseException) -> None:
         logger.error(
@@ -568,64 +889,123 @@ class _HttpConnection:
             exc_info=exc,
         )
 
-    async def _watch_disconnect(self, handler_scope: trio.CancelScope) -> None:
-        """Once the body is read, read ahead; end-of-stream or a reset cancels the handler."""
-        await self.body_done.wait()
-        buffered = len(self.h11.trailing_data[0])
-        while buffered <= self.config.max_header_bytes:
-            try:
-                data = await self.connection.receive_some(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                data = b""
-            if not data:
-                handler_scope.cancel()
-                return
-            self.h11.receive_data(bytes(data))  # a pipelined request: kept for the next cycle
-            buffered += len(data)
-        await trio.sleep_forever()
-
     # -- sending --------------------------------------------------------------------------
 
-    async def _send_response(self, request: Request, response: Response, close: bool) -> None:
-        headers = [(n, v) for n, v in response.headers.raw() if n not in (b"date", b"server")]
-        headers.append((b"date", _date()))
-        if self.config.server_header:
-            headers.append((b"server", self.config.server_header.encode("latin-1")))
+    async def _send_response(self, request: Request, response: Response, close: bool) -> bool:
+        """Write ``response``; whether the connection may serve another request after it.
+
+        The head is written by us, not by h11: checking names and values once here is a
+        fraction of what h11's ``send`` costs, and it lets HTTP/1.0 clients keep alive.
+
+        Raises:
+            _HandlerBug: the response can't be framed as given (nothing was sent).
+        """
+        status = response.status
+        upgrade = response.upgrade
+        if not 100 <= status <= 999 or (status < 200 and status != 101):
+            raise _HandlerBug(f"a handler can't answer with status {status}")
+        version = request.http_version
+        connect = request.method == "CONNECT" and 200 <= status < 300
+        if status == 101 or connect:
+            if upgrade is None:
+                raise _HandlerBug(
+                    f"a {status} answer to {request.method} needs an upgrade callback"
+                )
+            if status == 101 and "upgrade" not in request.headers:
+                raise _HandlerBug("a 101 answer needs a request that asked for an Upgrade")
+        elif upgrade is not None:
+            raise _HandlerBug(
+                "an upgrade callback needs a 101 answer to an Upgrade request (or a 2xx answer "
+                "to CONNECT)"
+            )
+        lines = [_status_line(status, response._reason)]
+        append = lines.append
+        length: str | None = None
+        for name, value in response.headers._items:
+            if name not in _SAFE_NAMES:
+                _check_name(name)
+            if "\r" in value or "\n" in value or "\0" in value:
+                raise _HandlerBug(f"header {name!r} has a CR, LF or NUL in its value")
+            if name in _OURS:
+                if name == "content-length":
+                    length = value
+                elif name == "connection":
+                    if "close" in value.lower():
+                        close = True
+                    if status == 101:
+                        append(f"connection: {value}\r\n")
+                continue
+            append(f"{name}: {value}\r\n")
+        append(self.server._date_and_server())
         body = response.body
-        if (
-            isinstance(body, bytes)
-            and response.status not in _NO_BODY_STATUS
-            and "content-length" not in response.headers
-        ):
-            headers.append((b"content-length", str(len(body)).encode()))
-        if close:
-            headers = [(n, v) for n, v in headers if n != b"connection"]
-            headers.append((b"connection", b"close"))
-        head = h11.Response(
-            status_code=response.status,
-            headers=headers,
-            reason=(response.reason or _reason(response.status)).encode("latin-1"),
-        )
-        send = self.h11.send
-        data = send(head)
-        bodiless = request.method == "HEAD" or response.status in _NO_BODY_STATUS
+        bodiless = request.method == "HEAD" or status in _NO_BODY_STATUS
+        chunked = False
+        if status == 101 or connect:
+            bodiless = True
+        else:
+            if length is not None:
+                if not length.isdigit() or len(length) > _MAX_CONTENT_LENGTH_DIGITS:
+                    raise _HandlerBug(f"content-length {length!r} is not a length")
+                if isinstance(body, bytes) and int(length) != len(body) and not bodiless:
+                    raise _HandlerBug(f"content-length {length} but a body of {len(body)} bytes")
+                append(f"content-length: {length}\r\n")
+            elif isinstance(body, bytes):
+                if status not in _NO_BODY_STATUS:
+                    append(f"content-length: {len(body)}\r\n")
+            elif not bodiless:
+                if version == "1.1":
+                    chunked = True
+                    append("transfer-encoding: chunked\r\n")
+                else:
+                    close = True  # an HTTP/1.0 client reads a body of unknown length to EOF
+            if not close and not self._client_keeps_alive(request):
+                close = True
+            if close:
+                append("connection: close\r\n")
+            elif version == "1.0":
+                append("connection: keep-alive\r\n")
+        append("\r\n")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise _HandlerBug(f"a header is not latin-1: {exc}") from None
         if bodiless:
             await _close_iterable(body)
-            data += send(h11.EndOfMessage())
+            self.response_started = True
+            await self._send(head)
         elif isinstance(body, bytes):
-            if body:
-                data += send(h11.Data(data=body))
-            data += send(h11.EndOfMessage())
-        self.response_started = True  # from here on, an error can only close
-        await self._send(data)
-        if not bodiless and not isinstance(body, bytes):
-            await self._stream(body)
+            self.response_started = True
+            if len(body) <= _JOIN_BELOW:
+                await self._send(head + body)
+            else:
+                await self._send(head)
+                await self._send(body)
+        else:
+            self.response_started = True  # from here on, an error can only close
+            await self._send(head)
+            await self._stream(body, chunked, None if length is None else int(length))
+        return not close
 
-    async def _stream(self, body: AsyncIterable[bytes]) -> None:
+    def _client_keeps_alive(self, request: Request) -> bool:
+        """Whether the client lets the connection live on (RFC 9112 section 9.3)."""
+        tokens = self.connection_tokens
+        if request.http_version == "1.1":
+            return b"close" not in tokens
+        return b"keep-alive" in tokens
+
+    async def _stream(self, body: AsyncIterable[bytes], chunked: bool, length: int | None) -> None:
+        sent = 0
         try:
             async for chunk in body:
-                if chunk:
-                    await self._send(self.h11.send(h11.Data(data=chunk)))
+                if not chunk:
+                    continue
+                sent += len(chunk)
+                if length is not None and sent > length:
+                    raise _HandlerBug(f"the body is longer than its content-length {length}")
+                if chunked:
+                    await self._send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    await self._send(chunk)
         except (_Abort, _Disconnected):
             raise
         except Exception as exc:
@@ -638,18 +1018,28 @@ class _HttpConnection:
             raise _Abort(None, "response body failed") from None
         finally:
             await _close_iterable(body)
-        await self._send(self.h11.send(h11.EndOfMessage()))
+        if length is not None and sent < length:
+            logger.error(
+                "%s: response body for %s ended after %d of its %d bytes; closing",
+                self.config.name,
+                format_address(self.connection.peer_address),
+                sent,
+                length,
+            )
+            raise _Abort(None, "response body shorter than its content-length")
+        if chunked:
+            await self._send(b"0\r\n\r\n")
 
     async def _send(self, data: bytes | None) -> None:
         if not data:
             return
-        with move_on_after(self.config.send_timeout) as scope:
-            try:
-                await self.connection.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                raise _Disconnected("the client went away while a response was sent") from None
-        if scope.cancelled_caught:
-            raise _Abort(None, f"send stalled for {self.config.send_timeout:g}s (send_timeout)")
+        self._arm(_SEND, self.wheel.now() + self.config.send_timeout)
+        try:
+            await self.connection.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            raise _Disconnected("the client went away while a response was sent") from None
+        finally:
+            self.phase = _NONE
 
     async def _receive(self) -> bytes:
         try:
@@ -657,6 +1047,35 @@ class _HttpConnection:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             raise _Disconnected("the client reset the connection") from None
         return data if type(data) is bytes else bytes(data)
+
+    # -- the hand-over --------------------------------------------------------------------
+
+    async def _hand_over(self, request: Request, response: Response) -> None:
+        """Give the connection to the response's upgrade callback, then close it."""
+        upgrade = response.upgrade
+        assert upgrade is not None
+        buffered, closed = self.h11.trailing_data
+        upgraded = UpgradedConnection(
+            self.connection,
+            bytes(buffered),
+            eof=closed,
+            request=request,
+            draining=self.server.server.draining,
+        )
+        try:
+            await upgrade(upgraded)
+        except Exception as exc:
+            logger.error(
+                "%s: upgrade handler failed for %s %s from %s; closing the connection",
+                self.config.name,
+                request.method,
+                request.target,
+                format_address(self.connection.peer_address),
+                exc_info=exc,
+            )
+            self.connection.close()
+            return
+        await self._close()
 
     # -- closing --------------------------------------------------------------------------
 
@@ -670,9 +1089,14 @@ class _HttpConnection:
             f"; answered {abort.status}" if abort.status else "",
         )
         if abort.status is not None and not self.response_started:
-            try:
-                await self._send(_error_response(abort.status, abort.message, self.config))
-            except (_Abort, _Disconnected):
+            data = _error_response(abort.status, abort.message, self.config)
+            with move_on_after(self.config.send_timeout) as scope:
+                try:
+                    await self.connection.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    self.connection.close()
+                    return
+            if scope.cancelled_caught:
                 self.connection.close()
                 return
         await self._close()

@@ -13,10 +13,21 @@ from __future__ import annotations
 import builtins
 import http
 import json as _json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from ._upgrade import UpgradedConnection
 
 HeaderPairs = Iterable[tuple[str | bytes, str | bytes]]
 
@@ -51,6 +62,13 @@ class Headers:
         pairs = items.items() if isinstance(items, Mapping) else items
         for name, value in pairs:
             self._items.append((_text(name).lower(), _text(value)))
+
+    @classmethod
+    def _from_lowercase(cls, pairs: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Headers from a parser's pairs whose names are lowercase already (the server's)."""
+        headers = cls.__new__(cls)
+        headers._items = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in pairs]
+        return headers
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
@@ -258,12 +276,20 @@ class Response:
         reason: The reason phrase; unless one is given, the standard one for the current
             ``status``, so a middleware that changes the status never sends "503 OK". Never
             empty (some clients count an empty one as a failure): ``""`` means the standard.
+        upgrade: The connection hand-over: with status 101 (answering a request that asked
+            for an ``Upgrade``) or a 2xx answer to ``CONNECT``, the server sends the head,
+            then calls ``await upgrade(connection)`` with an
+            :class:`~runtime.http.UpgradedConnection` and closes the connection when it
+            returns. See :meth:`switching_protocols`.
     """
 
     status: int = 200
     headers: Headers = attrs.field(factory=Headers)
     body: builtins.bytes | AsyncIterable[builtins.bytes] = b""
     _reason: str | None = attrs.field(default=None, alias="reason")
+    upgrade: Callable[[UpgradedConnection], Awaitable[None]] | None = attrs.field(
+        default=None, kw_only=True
+    )
 
     @property
     def reason(self) -> str:
@@ -299,6 +325,32 @@ class Response:
             value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode()
         return cls(status, h, data)
+
+    @classmethod
+    def switching_protocols(
+        cls,
+        protocol: str,
+        upgrade: Callable[[UpgradedConnection], Awaitable[None]],
+        *,
+        headers: HeaderPairs | Headers = (),
+    ) -> Response:
+        """A ``101 Switching Protocols`` to ``protocol`` that hands the connection to ``upgrade``.
+
+        The request must have asked for the upgrade (``Connection: upgrade`` and an
+        ``Upgrade`` header); otherwise the server logs a handler error and answers 500.
+
+        Example::
+
+            async def take_over(connection: UpgradedConnection) -> None:
+                async for data in connection:   # bytes of the new protocol
+                    await connection.send_all(data)
+
+            return Response.switching_protocols("echo", take_over)
+        """
+        h = Headers(headers)
+        h.set("upgrade", protocol)
+        h.set("connection", "upgrade")
+        return cls(101, h, upgrade=upgrade)
 
     @classmethod
     def bytes(
