@@ -16,6 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=0, help="echo port; 0 picks one (default)")
     demo.add_argument("--chat-port", type=int, default=0, help="chat port; 0 picks one")
+    demo.add_argument("--http-port", type=int, default=0, help="HTTP port; 0 picks one")
     demo.add_argument(
         "--grace", type=float, default=10.0, help="seconds to drain on shutdown (default 10)"
     )
@@ -32,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "demo":
-        return _demo.run_demo(args.host, args.port, chat_port=args.chat_port, grace=args.grace)
+        return _demo.run_demo(
+            args.host,
+            args.port,
+            chat_port=args.chat_port,
+            http_port=args.http_port,
+            grace=args.grace,
+        )
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -1,11 +1,24 @@
-"""The demo apps behind ``python -m runtime demo``: the echo and chat examples, served together.
+"""The demo apps behind ``python -m runtime demo``: the echo, chat and HTTP examples together.
+
+Three servers, each on its own port (``--port``, ``--chat-port``, ``--http-port``; 0 picks
+one), and three lines, in this order::
+
+    listening on tcp://127.0.0.1:PORT          (echo)
+    also serving chat on tcp://127.0.0.1:PORT
+    also serving http on http://127.0.0.1:PORT
+
+The HTTP server answers ``GET /`` with ``Hello, world!`` (``examples/http_hello.py``) and
+serves the JSON API of ``examples/json_api.py`` mounted under ``/api``: ``GET /api/items``,
+``POST /api/items``, ``GET``/``PUT``/``DELETE /api/items/{id}``. Mounting keeps the two apps
+apart (the API's routes can't shadow ``/``), and the API builds its ``Location`` headers from
+the request's path, so they say ``/api/items/1``.
 
 The apps themselves live in ``examples/`` (they are what the tutorial teaches); the demo
 imports them as modules: ``runtime._examples`` in an installed wheel, ``examples`` in an
-editable checkout. Both
-servers are serving before their lines are printed, so a SIGINT or SIGTERM that comes at any
-moment after the lines drains them: they stop accepting, finish what each connection has read,
-close gracefully, and the process exits 0.
+editable checkout. Every server is serving before the first line is printed, so a SIGINT or
+SIGTERM that comes at any moment after the lines drains them all: they stop accepting, finish
+what each connection has read (HTTP: the request in flight, answered with ``Connection:
+close``), close gracefully, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ from types import ModuleType
 
 import trio
 
+from . import http
 from .net import ServerConfig, TcpListener, serve
 from .rt import RuntimeConfig, run
 
@@ -52,15 +66,30 @@ def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def serve_demo(host: str = "127.0.0.1", port: int = 0, chat_port: int = 0) -> None:
-    """Serve echo (on ``port``) and chat (on ``chat_port``) until the runtime shuts down."""
+def http_app() -> http.Router:
+    """The demo's HTTP app: the hello route at ``/`` and the JSON API under ``/api``."""
+    hello = load_example("http_hello")
+    json_api = load_example("json_api")
+    router = http.Router()
+    router.get("/")(hello.hello)
+    router.mount("/api", json_api.make_app())
+    return router
+
+
+async def serve_demo(
+    host: str = "127.0.0.1", port: int = 0, chat_port: int = 0, http_port: int = 0
+) -> None:
+    """Serve echo (on ``port``), chat (``chat_port``) and HTTP (``http_port``) until the
+    runtime shuts down."""
     echo = load_example("echo_server")
     chat = load_example("chat_server")
+    app = http_app()
     echo_listener = TcpListener.bind(host, port)
     chat_listener = TcpListener.bind(host, chat_port)
+    http_listener = TcpListener.bind(host, http_port)
     room = chat.ChatRoom()
     async with trio.open_nursery() as nursery:
-        # Both servers are serving (and will drain on a signal) before the lines go out.
+        # Every server is serving (and will drain on a signal) before the lines go out.
         await nursery.start(
             functools.partial(serve, config=ServerConfig(name="echo")), echo.echo, [echo_listener]
         )
@@ -69,16 +98,34 @@ async def serve_demo(host: str = "127.0.0.1", port: int = 0, chat_port: int = 0)
             room.handle,
             [chat_listener],
         )
+        await nursery.start(
+            functools.partial(http.serve, config=http.HttpConfig(name="http")),
+            app,
+            [http_listener],
+        )
         print(f"listening on tcp://{_format_address(host, echo_listener.port)}", flush=True)
         print(
             f"also serving chat on tcp://{_format_address(host, chat_listener.port)}", flush=True
         )
+        print(
+            f"also serving http on http://{_format_address(host, http_listener.port)}",
+            flush=True,
+        )
 
 
-def run_demo(host: str, port: int, *, chat_port: int = 0, grace: float = 10.0) -> int:
+def run_demo(
+    host: str, port: int, *, chat_port: int = 0, http_port: int = 0, grace: float = 10.0
+) -> int:
     """Run the demo until SIGINT/SIGTERM; return the process exit code."""
     try:
-        run(serve_demo, host, port, chat_port, config=RuntimeConfig(shutdown_grace=grace))
+        run(
+            serve_demo,
+            host,
+            port,
+            chat_port,
+            http_port,
+            config=RuntimeConfig(shutdown_grace=grace),
+        )
     except OSError as exc:
         print(f"error: cannot serve on {host}:{port}: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import select
@@ -17,10 +19,11 @@ import pytest
 HANG_GUARD = 30.0
 LISTENING = re.compile(r"^listening on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 CHAT = re.compile(r"^also serving chat on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
+HTTP = re.compile(r"^also serving http on http://(?P<host>[^:\s]+):(?P<port>\d+)$")
 
 
 class Demo:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, check_ready: bool = True) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runtime", "demo", "--port", "0", *args],
             stdout=subprocess.PIPE,
@@ -34,22 +37,30 @@ class Demo:
         match = LISTENING.match(line)
         assert match, f"unexpected first line {line!r}"
         self.address = (match["host"], int(match["port"]))
-        chat = CHAT.match(self.proc.stdout.readline().rstrip("\n"))
-        assert chat, "no chat line"
+        line = self.proc.stdout.readline().rstrip("\n")
+        chat = CHAT.match(line)
+        assert chat, f"unexpected second line {line!r}"
         self.chat_address = (chat["host"], int(chat["port"]))
-        # The demo prints its lines before its servers wait for the shutdown signal, so a
-        # signal sent at once can find nothing to drain: the runtime then cancels at once and
-        # the demo exits 1 with ShutdownError (a race in runtime/_demo.py, reported). One echo
-        # round trip means the servers run; the tests' signals come after it.
-        with self.connect() as sock:
-            sock.sendall(b"ready?\n")
-            assert recv_line(sock) == b"ready?\n"
+        line = self.proc.stdout.readline().rstrip("\n")
+        web = HTTP.match(line)
+        assert web, f"unexpected third line {line!r}"
+        self.http_address = (web["host"], int(web["port"]))
+        if check_ready:
+            # Not needed for the signals (every server registers its drain before the lines
+            # go out: test_sigterm_right_after_the_lines_drains pins that), but a test that
+            # fails here failed to serve, not at what it tests.
+            with self.connect() as sock:
+                sock.sendall(b"ready?\n")
+                assert recv_line(sock) == b"ready?\n"
 
     def connect(self) -> socket.socket:
         return socket.create_connection(self.address, timeout=HANG_GUARD)
 
     def connect_chat(self) -> socket.socket:
         return socket.create_connection(self.chat_address, timeout=HANG_GUARD)
+
+    def connect_http(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(*self.http_address, timeout=HANG_GUARD)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = HANG_GUARD) -> tuple[int, str]:
         if self.proc.poll() is None:
@@ -97,6 +108,102 @@ def test_starts_and_stops_without_clients() -> None:
     assert code == 0
     assert "shutdown started (SIGTERM)" in err
     assert "Traceback" not in err
+
+
+def test_sigterm_right_after_the_lines_drains() -> None:
+    """A signal at once after the last line drains all three servers: each registered its
+    drain before the lines were printed, so none is missed and nothing is cancelled."""
+    d = Demo(check_ready=False)
+    code, err = d.stop()
+    assert code == 0, err
+    for name in ("echo", "chat", "http"):
+        assert f"{name}: drained" in err
+    assert "0 tasks cancelled" in err
+    assert "Traceback" not in err
+
+
+def http_call(
+    conn: http.client.HTTPConnection, method: str, path: str, body: object = None
+) -> tuple[int, http.client.HTTPResponse, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {} if data is None else {"content-type": "application/json"}
+    conn.request(method, path, body=data, headers=headers)
+    response = conn.getresponse()
+    return response.status, response, response.read()
+
+
+def test_http_hello_and_the_json_api_under_api(demo: Demo) -> None:
+    conn = demo.connect_http()
+    try:
+        status, response, body = http_call(conn, "GET", "/")
+        assert (status, body) == (200, b"Hello, world!")
+        assert response.getheader("content-type") == "text/plain; charset=utf-8"
+        status, response, body = http_call(conn, "POST", "/api/items", {"name": "tea", "price": 2})
+        assert status == 201
+        assert response.getheader("location") == "/api/items/1"  # the prefix is kept
+        assert json.loads(body) == {"id": 1, "name": "tea", "price": 2, "tags": []}
+        status, _, body = http_call(conn, "GET", "/api/items/1")
+        assert (status, json.loads(body)["name"]) == (200, "tea")
+        status, _, body = http_call(conn, "POST", "/api/items", {"price": "free"})
+        assert status == 422
+        assert json.loads(body)["fields"] == {"name": "required", "price": "must be a number >= 0"}
+        status, _, _ = http_call(conn, "GET", "/items")  # the API lives under /api only
+        assert status == 404
+    finally:
+        conn.close()
+    code, err = demo.stop()
+    assert code == 0
+    assert "http: drained" in err
+    assert "Traceback" not in err
+
+
+def test_sigterm_with_http_request_in_flight_answers_it_with_close(demo: Demo) -> None:
+    """A request whose handler is running at SIGTERM gets its answer, marked ``Connection:
+    close``, and the demo exits 0 once the connection is closed."""
+    with socket.create_connection(demo.http_address, timeout=HANG_GUARD) as sock:
+        # With Expect: 100-continue the server says "100 Continue" when the handler asks for
+        # the body: then the request is in the handler (waiting in request.json()), and the
+        # body goes only after the drain has started.
+        body = json.dumps({"name": "late", "price": 1}).encode()
+        sock.sendall(
+            b"POST /api/items HTTP/1.1\r\nhost: demo\r\ncontent-type: application/json\r\n"
+            b"expect: 100-continue\r\ncontent-length: %d\r\n\r\n" % len(body)
+        )
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(1)
+            assert chunk, f"closed before 100 Continue: {interim!r}"
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        demo.proc.send_signal(signal.SIGTERM)
+        wait_for_stderr(demo, "http: draining, 1 connections active")
+        sock.sendall(body)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 201 Created\r\n"), reply
+    assert b"\r\nconnection: close\r\n" in reply.lower()
+    assert reply.endswith(b'"name":"late","price":1,"tags":[]}')
+    code, err = demo.stop()
+    assert code == 0
+    assert "0 tasks cancelled" in err
+
+
+def wait_for_stderr(demo: Demo, text: str) -> None:
+    """Read the demo's stderr until it holds ``text`` (hang-guarded).
+
+    Raw reads of the pipe, not readline(): the text wrapper would buffer lines that select()
+    then no longer sees. What is read here is gone from the ``stop()`` output.
+    """
+    assert demo.proc.stderr is not None
+    fd = demo.proc.stderr.fileno()
+    seen = b""
+    while text.encode() not in seen:
+        ready, _, _ = select.select([fd], [], [], HANG_GUARD)
+        assert ready, f"no {text!r} on stderr within {HANG_GUARD} s; saw {seen!r}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stderr ended before {text!r}; saw {seen!r}"
+        seen += chunk
 
 
 def test_sigterm_with_client_connected_drains_and_exits_zero(demo: Demo) -> None:
