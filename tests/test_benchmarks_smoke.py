@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import socket
@@ -68,7 +69,7 @@ def test_benchmark_runs_in_smoke_mode(script: str, args: list[str], ratio_line: 
 
 def test_every_benchmark_script_has_a_smoke_run() -> None:
     scripts = {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
-    assert scripts == {"echo.py"} | {script for script, _, _ in SMOKE_RUNS}
+    assert scripts == {"echo.py", "http.py"} | {script for script, _, _ in SMOKE_RUNS}
 
 
 @pytest.mark.timeout(120)
@@ -97,6 +98,20 @@ def test_echo_fallback_client_says_so() -> None:
     assert "client: PYTHON FALLBACK" in out
     assert "NOT comparable" in out
     assert re.search(r"ratio runtime/trio \d+\.\d+x", out)
+
+
+@pytest.mark.timeout(120)
+def test_http_smoke_runs_every_server_and_prints_ratios() -> None:
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing; the CI image must have it (apt-get install -y wrk)")
+        pytest.skip("wrk is missing: apt-get install -y wrk")
+    out = run_script("http.py", ["--smoke"])
+    assert re.search(r"ours/h11 vs trio-h11 @8: \d+\.\d+x  \(target >= 1\.2x: (PASS|MISS)", out)
+    assert re.search(r"^\s+8  ours \(h11\)\s+\d+ ", out, re.MULTILINE), out
+    assert re.search(r"ours \(h11\)\s+\d+ KB -> \s*\d+ KB: -?\d+\.\d+ KB per connection", out)
+    assert re.search(r"(PASS|MISS)  ours RSS per idle connection", out)
+    assert "SMOKE RUN" in out
 
 
 # -- the native client -----------------------------------------------------------------------
