@@ -59,6 +59,8 @@ from ..net import Server, ServerConfig
 from ..net.abc import Connection, Listener, format_address
 from ..time import Timer, TimerWheel, move_on_after
 from ._config import HttpConfig
+from ._httptools import AVAILABLE as _HTTPTOOLS_AVAILABLE
+from ._httptools import OBS_FOLD, SMUGGLING, HeadEvent, HttptoolsParser
 from ._types import Body, BodyTooLarge, Headers, Request, Response, _reason
 from ._upgrade import UpgradedConnection
 
@@ -137,6 +139,11 @@ def _date() -> bytes:
     return _date_cache[1]
 
 
+def _use_httptools(parser: str) -> bool:
+    """Whether ``HttpConfig.parser`` picks httptools (the test suite runs both ways)."""
+    return parser == "httptools" or (parser == "auto" and _HTTPTOOLS_AVAILABLE)
+
+
 class HttpServer:
     """An HTTP/1.1 server for one handler on one or more listeners.
 
@@ -161,6 +168,13 @@ class HttpServer:
     ) -> None:
         self.service = service
         self.config = config or HttpConfig()
+        parser = self.config.parser
+        if parser == "httptools" and not _HTTPTOOLS_AVAILABLE:
+            raise RuntimeError(
+                'HttpConfig(parser="httptools") needs httptools: pip install httptools (or '
+                'pip install "trio-runtime[http]"), or use parser="auto" to fall back to h11'
+            )
+        self._httptools = _use_httptools(parser)
         net_config = ServerConfig(
             max_connections=self.config.max_connections,
             idle_timeout=None,  # HTTP's own timeouts govern (a 75 s keep-alive is not cut at 60)
@@ -199,6 +213,16 @@ class HttpServer:
         await self.server.draining.cancelled()
         for connection in list(self._connections):
             connection.drain_if_idle()
+
+    @property
+    def parser(self) -> str:
+        """The request parser in use: ``"h11"`` or ``"httptools"``."""
+        return "httptools" if self._httptools else "h11"
+
+    def _new_parser(self) -> h11.Connection | HttptoolsParser:
+        if self._httptools:
+            return HttptoolsParser(self.config.max_header_bytes)
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
 
     def _date_and_server(self) -> str:
         """The ``date`` and ``server`` header lines, formatted at most once a second."""
@@ -326,9 +350,8 @@ class _HttpConnection:
         self.server = server
         self.config = server.config
         self.connection = connection
-        self.h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
-        )
+        # The request parser: h11's, or httptools' behind the same interface.
+        self.h11: Any = server._new_parser()
         self.requests = 0
         self.body_bytes = 0
         self.abort: _Abort | None = None
@@ -582,15 +605,27 @@ class _HttpConnection:
             status = exc.error_status_hint
             if status == 431:  # h11's own max_incomplete_event_size: say it our way
                 raise _Abort(431, self._too_many_header_bytes()) from None
-            if status == 501 and self._malformed_transfer_encoding():
+            if (
+                status == 501
+                and type(self.h11) is not HttptoolsParser
+                and self._malformed_transfer_encoding()
+            ):
                 status = 400
+            if type(self.h11) is HttptoolsParser:
+                raise _Abort(status, str(exc)) from None  # worded like ours already
             raise _Abort(status, f"bad request: {exc}") from None
 
-    async def _read_head(self) -> h11.Request | None:
+    async def _read_head(self) -> h11.Request | HeadEvent | None:
         """The next request head, or None when the client closed or idled out quietly."""
         event = self._next_event() if self.carried_over else h11.NEED_DATA
         if event is h11.NEED_DATA:
-            fed = len(self.h11.trailing_data[0])
+            parser = self.h11
+            if type(parser) is HttptoolsParser:
+                # It may be inside the next head already (it parses ahead): then the bytes
+                # that come are that head's middle, not a new request's first bytes.
+                fed = max(parser.head_fed, 1) if parser.their_state is not h11.IDLE else 0
+            else:
+                fed = len(parser.trailing_data[0])
             if fed == 0:
                 first = await self._wait_first_bytes()
                 if not first:
@@ -611,7 +646,7 @@ class _HttpConnection:
                 self.phase = _NONE
         if isinstance(event, h11.ConnectionClosed):
             return None
-        if not isinstance(event, h11.Request):
+        if not isinstance(event, h11.Request | HeadEvent):
             raise _Abort(400, f"unexpected {type(event).__name__} before a request")
         return event
 
@@ -644,7 +679,8 @@ class _HttpConnection:
             self.head_tail = b"\n"  # a continuation line can't start the request either
             self.head_chunks = []
         self.head_chunks.append(data)
-        self._check_no_obs_fold(data)
+        if type(self.h11) is not HttptoolsParser:  # llhttp refuses obs-fold itself
+            self._check_no_obs_fold(data)
         fed += len(data)
         self.h11.receive_data(data)
         event = self._next_event()
@@ -682,7 +718,7 @@ class _HttpConnection:
         if end >= 0:
             window = window[: end + 2]
         if b"\n " in window or b"\n\t" in window:
-            raise _Abort(400, "obs-fold (a header line starting with whitespace) is not allowed")
+            raise _Abort(400, OBS_FOLD)
         self.head_tail = window[-3:]
 
     def _too_many_header_bytes(self) -> str:
@@ -700,11 +736,16 @@ class _HttpConnection:
         head's: no obs-fold, and the empty lines RFC 9112 says to ignore are dropped (h11
         refuses them).
         """
-        data, closed = self.h11.trailing_data
-        parser = self.h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
-        )
         self.response_started = False
+        old = self.h11
+        if type(old) is HttptoolsParser and not old.upgraded:
+            old.start_next_cycle()  # it goes on parsing what it has (see _httptools)
+            self.carried_over = old.has_pending()
+            self.head_tail = b"\n"
+            self.head_chunks = []
+            return
+        data, closed = old.trailing_data
+        parser = self.h11 = self.server._new_parser()
         self.carried_over = bool(data) or closed
         if data:
             data = bytes(data).lstrip(b"\r\n")
@@ -716,7 +757,7 @@ class _HttpConnection:
         if closed:
             parser.receive_data(b"")
 
-    def _build_request(self, event: h11.Request) -> Request:
+    def _build_request(self, event: h11.Request | HeadEvent) -> Request:
         """Check the head against the limits and framing rules, and make the Request."""
         config = self.config
         version = event.http_version
@@ -727,20 +768,25 @@ class _HttpConnection:
         target = event.target
         size = len(method) + len(target) + 12
         length: bytes | None = None
-        chunked = False
+        codings: list[bytes] | None = None
+        te_lines = hosts = 0
         upgrade = method == b"CONNECT"
         tokens = self.connection_tokens
         tokens.clear()
         for name, value in pairs:
             size += len(name) + len(value) + 4
-            if name == b"content-length":
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length":
                 length = value
             elif name == b"transfer-encoding":
-                chunked = True
+                te_lines += 1
+                codings = (codings or []) + [c.strip().lower() for c in value.split(b",")]
             elif name == b"connection":
                 tokens.update(t.strip().lower() for t in value.split(b","))
             elif name == b"upgrade":
                 upgrade = True
+        chunked = codings is not None
         if size > config.max_header_bytes:
             raise _Abort(431, self._too_many_header_bytes())
         if len(pairs) > config.max_header_count:
@@ -754,8 +800,14 @@ class _HttpConnection:
                 414,
                 f"request-target exceeds {config.max_target_length} bytes (max_target_length)",
             )
+        if hosts != 1 and (hosts > 1 or version == b"1.1"):
+            raise _Abort(400, "an HTTP/1.1 request needs exactly one Host header")
         if chunked and length is not None:
-            raise _Abort(400, "both Content-Length and Transfer-Encoding (request smuggling?)")
+            raise _Abort(400, SMUGGLING)
+        if codings is not None and codings != [b"chunked"]:
+            if te_lines > 1 or (b"chunked" in codings and codings[-1] != b"chunked"):
+                raise _Abort(400, "Transfer-Encoding must be one line ending in chunked")
+            raise _Abort(501, "only the chunked Transfer-Encoding is supported")
         if chunked and version == b"1.0":
             raise _Abort(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
         size_hint: int | None = None
@@ -781,6 +833,8 @@ class _HttpConnection:
             # (the next request starts on a fresh parser with what this one buffered).
             self.body_done = True
             body = Body(b"")
+            if type(self.h11) is HttptoolsParser:
+                self.h11.skip_end()
         return Request(
             method.decode("ascii"),
             target.decode("latin-1"),
@@ -911,7 +965,9 @@ class _HttpConnection:
                 raise _HandlerBug(
                     f"a {status} answer to {request.method} needs an upgrade callback"
                 )
-            if status == 101 and "upgrade" not in request.headers:
+            if status == 101 and (
+                "upgrade" not in request.headers or b"upgrade" not in self.connection_tokens
+            ):
                 raise _HandlerBug("a 101 answer needs a request that asked for an Upgrade")
         elif upgrade is not None:
             raise _HandlerBug(
