@@ -234,13 +234,6 @@ def test_sigterm_under_wrk_drains_within_the_grace_and_answers_only_200(
     assert requests and int(requests[1]) == counted["responses"], out  # every one was counted
 
 
-@pytest.mark.xfail(
-    reason="server bug, reported: at a drain an idle keep-alive connection is closed without "
-    "reading the request already in its socket buffer, and the listener closes only after "
-    "the first Connection: close answers went out, so reconnects land in the accept queue "
-    "and are reset; wrk counts both as read errors",
-    strict=False,
-)
 def test_sigterm_under_wrk_cuts_no_request_in_flight(sigterm_under_wrk: SigtermUnderWrk) -> None:
     """wrk keeps one request in flight on every connection, and counts a read error when a
     connection ends (EOF or reset) before that request's response. At a drain each request

@@ -101,6 +101,8 @@ _REQUEST_DONE = (h11.DONE, h11.MUST_CLOSE)
 # connection) or replaced (date, server), and the framing (transfer-encoding) is ours.
 _OURS = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# RFC 9110 field values: visible characters, obs-text, SP and HTAB; no other control.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Header names already checked against _TOKEN; bounded, since names come from handlers.
 _SAFE_NAMES: set[str] = {"content-type", "cache-control", "location", "set-cookie", "etag"}
 _MAX_SAFE_NAMES = 4096
@@ -289,6 +291,10 @@ _REQUEST = 2  # the request timeout: 503
 # goes away still cancels it within a few milliseconds of the delay.
 _WATCH_DELAY = 0.02
 
+# At a drain, how long a connection waiting for its next request may still receive one that
+# is already on its way (see ``drain_if_idle``).
+_DRAIN_IDLE_GRACE = 0.05
+
 
 class _Quiet:
     """Why a connection ended without an answer: ``close`` is True for an abrupt close."""
@@ -301,7 +307,6 @@ class _Quiet:
 
 
 _IDLED_OUT = _Quiet("keep-alive idle", close=False)
-_DRAINED = _Quiet("drained while idle", close=False)
 _GONE = _Quiet("the client went away", close=True)
 
 
@@ -436,7 +441,8 @@ class _HttpConnection:
             # length, a 1xx status, a CR in a header value...): a bug in the handler,
             # answered like an exception when nothing was sent yet.
             self._log_handler_error(request, exc)
-            raise _Abort(None if self.response_started else 500, str(exc)) from None
+            # The details are in the log; the client gets what a handler exception gets.
+            raise _Abort(None if self.response_started else 500, "Internal Server Error") from None
         if response.upgrade is not None:
             await self._hand_over(request, response)
             return False
@@ -500,9 +506,14 @@ class _HttpConnection:
             self._expire(_Abort(None, f"send stalled for {config.send_timeout:g}s (send_timeout)"))
 
     def drain_if_idle(self) -> None:
-        """The server is draining: a connection waiting for its next request closes now."""
+        """The server is draining: a connection waiting for its next request closes soon.
+
+        Not at once: the next request may be in the socket already, its wake-up not yet
+        delivered (the drain runs before the reactor's next poll). A short grace lets it in,
+        and it is answered with ``Connection: close``; a connection that stays quiet closes.
+        """
         if self.phase == _IDLE:
-            self._expire(_DRAINED)
+            self._arm(_IDLE, min(self.io_deadline, self.wheel.now() + _DRAIN_IDLE_GRACE))
 
     def _start_handler_timer(self) -> None:
         now = self.wheel.now()
@@ -966,7 +977,9 @@ class _HttpConnection:
                     f"a {status} answer to {request.method} needs an upgrade callback"
                 )
             if status == 101 and (
-                "upgrade" not in request.headers or b"upgrade" not in self.connection_tokens
+                version != "1.1"  # RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored
+                or "upgrade" not in request.headers
+                or b"upgrade" not in self.connection_tokens
             ):
                 raise _HandlerBug("a 101 answer needs a request that asked for an Upgrade")
         elif upgrade is not None:
@@ -980,8 +993,8 @@ class _HttpConnection:
         for name, value in response.headers._items:
             if name not in _SAFE_NAMES:
                 _check_name(name)
-            if "\r" in value or "\n" in value or "\0" in value:
-                raise _HandlerBug(f"header {name!r} has a CR, LF or NUL in its value")
+            if _BAD_VALUE.search(value) is not None:
+                raise _HandlerBug(f"header {name!r} has a control character in its value")
             if name in _OURS:
                 if name == "content-length":
                     length = value
@@ -1000,11 +1013,15 @@ class _HttpConnection:
             bodiless = True
         else:
             if length is not None:
-                if not length.isdigit() or len(length) > _MAX_CONTENT_LENGTH_DIGITS:
+                if (
+                    not (length.isascii() and length.isdigit())
+                    or len(length) > _MAX_CONTENT_LENGTH_DIGITS
+                ):
                     raise _HandlerBug(f"content-length {length!r} is not a length")
                 if isinstance(body, bytes) and int(length) != len(body) and not bodiless:
                     raise _HandlerBug(f"content-length {length} but a body of {len(body)} bytes")
-                append(f"content-length: {length}\r\n")
+                if status != 204:  # RFC 9110 8.6: never on a 204
+                    append(f"content-length: {length}\r\n")
             elif isinstance(body, bytes):
                 if status not in _NO_BODY_STATUS:
                     append(f"content-length: {len(body)}\r\n")
@@ -1015,6 +1032,15 @@ class _HttpConnection:
                 else:
                     close = True  # an HTTP/1.0 client reads a body of unknown length to EOF
             if not close and not self._client_keeps_alive(request):
+                close = True
+            if (
+                not close
+                and not self.body_done
+                and not self.sent_100
+                and self.h11.they_are_waiting_for_100_continue
+            ):
+                # Answered without the body it expected: nobody knows whether the client
+                # will still send it, so the connection can't go on; say so.
                 close = True
             if close:
                 append("connection: close\r\n")

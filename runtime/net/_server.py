@@ -232,6 +232,13 @@ class Server(Generic[C]):
         if not self.draining.is_cancelled():
             logger.info("%s: draining, %d connections active", self.config.name, self._active)
             self.draining.cancel()
+            # Close the listening sockets now, not when serve() next runs: a client that
+            # reconnects at once is refused instead of being accepted by the kernel and then
+            # reset when the socket closes with it in the backlog.
+            for listener in self.listeners:
+                close = getattr(listener, "close", None)
+                if close is not None:
+                    close()
             while self._pending:
                 self._rejected += 1
                 self._pending.popleft().close()

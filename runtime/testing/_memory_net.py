@@ -256,7 +256,13 @@ class MemoryListener:
         return batch
 
     async def aclose(self) -> None:
-        """Stop accepting; waiting connections are closed, accept raises ClosedResourceError."""
+        """Stop accepting (see :meth:`close`); a checkpoint."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """Stop accepting now; waiting connections are closed, accept raises
+        ClosedResourceError, and a later ``connect`` is refused."""
         if not self._closed:
             self._closed = True
             self._send.close()
@@ -265,7 +271,6 @@ class MemoryListener:
                     self._receive.receive_nowait().close()
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-        await trio.lowlevel.checkpoint()
 
 
 __all__ = ["MemoryConnection", "MemoryListener", "memory_connection_pair"]

@@ -320,12 +320,6 @@ async def test_a_wrong_hand_over_is_a_500_and_the_server_goes_on(
     assert len(errors) == 1 and "answered 500" in errors[0].getMessage()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a 101 is sent to an HTTP/1.0 request with Upgrade; RFC 9110 7.8: a "
-    "server MUST ignore Upgrade in an HTTP/1.0 request (the 101 check only looks for the "
-    "header)",
-)
 async def test_a_101_to_an_http_1_0_request_is_a_500() -> None:
     async def handler(request: Request) -> Response:
         return Response.switching_protocols("echo", _never)

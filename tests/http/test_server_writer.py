@@ -194,13 +194,6 @@ async def test_a_response_the_handler_got_wrong_is_a_500_and_the_server_goes_on(
     assert error_count(caplog) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: _send_response checks a handler's content-length with str.isdigit(), "
-    "which accepts non-ASCII digits such as '\\u00b2', then int() raises ValueError: it "
-    "escapes the connection loop (no 500; the connection errors, and for a streamed body "
-    "'content-length: \\xb2' is already on the wire)",
-)
 @pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "streamed"])
 async def test_a_content_length_of_non_ascii_digits_is_a_500(streamed: bool) -> None:
     async def handler(request: Request) -> Response:
@@ -311,11 +304,6 @@ async def test_204_and_304_have_no_content_length_and_no_body(status: int, strea
     assert [(s, b) for s, _, b in sized_responses(rest)] == [("HTTP/1.1 200 OK", b"after")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a handler's Content-Length on a 204 is written (RFC 9110 8.6: a "
-    "server MUST NOT send Content-Length in a 204)",
-)
 async def test_a_handlers_content_length_on_a_204_is_not_sent() -> None:
     async def handler(request: Request) -> Response:
         return Response(204, Headers([("content-length", "7")]))
@@ -552,12 +540,6 @@ async def test_no_100_continue_when_the_handler_answers_without_reading() -> Non
     assert (status_line, body) == ("HTTP/1.1 403 Forbidden", b"not interested")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a final answer to an Expect: 100-continue request whose body was not "
-    "read is followed by a close but carries no 'connection: close' (RFC 9110 10.1.1 says "
-    "the server SHOULD say so; a pooling client reuses the connection and its next request fails)",
-)
 async def test_the_answer_without_reading_the_expected_body_says_connection_close() -> None:
     async def refuse(request: Request) -> Response:
         return Response.text("not interested", 403)
@@ -568,12 +550,6 @@ async def test_the_answer_without_reading_the_expected_body_says_connection_clos
     assert values(fields, "connection") == ["close"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a client that sends its body right behind 'Expect: 100-continue' "
-    "(RFC 9110 allows it) and pipelines a request gets one answer without "
-    "'connection: close', then a close: the pipelined request is dropped unannounced",
-)
 async def test_a_request_behind_an_expected_body_sent_at_once_is_answered_or_refused() -> None:
     async def ignore_body(request: Request) -> Response:
         return Response.text(f"ignored {request.target}")
