@@ -1,9 +1,10 @@
-"""runtime.http: HTTP/1.1 on h11 over the transport seam (work in progress, issue 11).
+"""runtime.http: HTTP/1.1 on h11 (or httptools) over the transport seam.
 
-So far: the values (``Headers``, ``Request``, ``Response``, ``Body``), the limits
-(``HttpConfig``), the server (``serve``, ``HttpServer``: keep-alive, pipelining, streaming
-bodies, every limit of ``HttpConfig``), the ``Router`` and the pooled ``Client``. Still to come:
-the connection hand-over (101), the httptools parser, examples and benchmarks.
+The values (``Headers``, ``Request``, ``Response``, ``Body``), the limits (``HttpConfig``),
+the server (``serve``, ``HttpServer``: keep-alive, pipelining, streaming bodies both ways,
+100-continue, every limit of ``HttpConfig``, a graceful drain), the connection hand-over after a
+``101`` or a ``CONNECT`` (``Response.upgrade``, ``UpgradedConnection``), the ``Router`` and the
+pooled ``Client``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ._types import BodyTooLarge as BodyTooLarge
 from ._types import Headers as Headers
 from ._types import Request as Request
 from ._types import Response as Response
+from ._upgrade import OnUpgrade as OnUpgrade
+from ._upgrade import UpgradedConnection as UpgradedConnection
 from .router import Router as Router
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "Headers",
     "HttpConfig",
     "HttpServer",
+    "OnUpgrade",
     "PoolTimeout",
     "ReadTimeout",
     "RemoteProtocolError",
@@ -52,6 +56,7 @@ __all__ = [
     "ResponseTooLarge",
     "Router",
     "TooManyRedirects",
+    "UpgradedConnection",
     "WriteTimeout",
     "serve",
 ]

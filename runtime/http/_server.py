@@ -50,6 +50,7 @@ import re
 import ssl
 import time as _wall
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import h11
@@ -97,6 +98,7 @@ class _HandlerBug(Exception):
 
 # The request's side is done: DONE, or MUST_CLOSE for a client that said it will close.
 _REQUEST_DONE = (h11.DONE, h11.MUST_CLOSE)
+_NO_TOKENS: frozenset[bytes] = frozenset()  # a request without a Connection header
 # Response headers the server writes itself: a handler's are read (content-length,
 # connection) or replaced (date, server), and the framing (transfer-encoding) is ours.
 _OURS = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
@@ -240,8 +242,10 @@ class HttpServer:
         """Stop accepting; requests in flight finish with ``Connection: close``."""
         self.server.drain()
 
-    async def _serve_connection(self, connection: Connection) -> None:
-        await _HttpConnection(self, connection).run()
+    def _serve_connection(self, connection: Connection) -> Awaitable[None]:
+        # The connection's loop itself, not a coroutine awaiting it: one frame less for
+        # every idle connection.
+        return _HttpConnection(self, connection).run()
 
 
 class _Forward:
@@ -277,7 +281,8 @@ class _RequestBody:
 # means. One timer per connection is moved from phase to phase (an O(1) reset on the wheel), so
 # a request costs no cancel scopes of its own.
 _NONE = 0  # not waiting: an expiry that races with the phase ending is ignored
-_IDLE = 1  # between requests: quiet close
+_IDLE = 1  # between requests, cold (no scope): end the input, so a quiet close
+_WARM = 5  # between requests, warm (in the scope): cool down, or a quiet close
 _HEAD = 2  # inside a request head: 408
 _BODY = 3  # inside a request body: 408
 _SEND = 4  # writing: the client stopped reading
@@ -295,6 +300,9 @@ _WATCH_DELAY = 0.02
 # is already on its way (see ``drain_if_idle``).
 _DRAIN_IDLE_GRACE = 0.05
 
+# A connection idle this long between requests leaves its cancel scope (see run()).
+_WARM_IDLE = 1.0
+
 
 class _Quiet:
     """Why a connection ended without an answer: ``close`` is True for an abrupt close."""
@@ -306,8 +314,17 @@ class _Quiet:
         self.close = close
 
 
-_IDLED_OUT = _Quiet("keep-alive idle", close=False)
 _GONE = _Quiet("the client went away", close=True)
+_IDLE_CLOSE = _Quiet("keep-alive idle, or drained", close=False)
+_COOL = _Quiet("idle a while: wait without a scope", close=False)
+
+
+def _strip_empty_lines(data: bytes | bytearray) -> bytes:
+    """What a read holds of the next request: RFC 9112 says empty lines before it are ignored."""
+    return (data if type(data) is bytes else bytes(data)).lstrip(b"\r\n")
+
+
+_NO_SCOPE = trio.CancelScope()  # an idle connection's: cancelling it does nothing
 
 
 class _HttpConnection:
@@ -335,6 +352,7 @@ class _HttpConnection:
         "handler_timer",
         "head_chunks",
         "head_tail",
+        "idle_deadline",
         "io_deadline",
         "io_timer",
         "phase",
@@ -355,8 +373,8 @@ class _HttpConnection:
         self.server = server
         self.config = server.config
         self.connection = connection
-        # The request parser: h11's, or httptools' behind the same interface.
-        self.h11: Any = server._new_parser()
+        # The request parser: h11's, or httptools' behind the same interface; None while idle.
+        self.h11: Any = None
         self.requests = 0
         self.body_bytes = 0
         self.abort: _Abort | None = None
@@ -364,16 +382,17 @@ class _HttpConnection:
         self.sent_100 = False
         self.carried_over = False
         self.upgrade_requested = False
-        self.connection_tokens: set[bytes] = set()
+        self.connection_tokens: AbstractSet[bytes] = _NO_TOKENS
         self.body_done = True
         self.head_tail = b"\n"
         self.head_chunks: list[bytes] = []
-        self.scope = trio.CancelScope()
+        self.scope = _NO_SCOPE
         self.expired: _Abort | _Quiet | None = None
         self.phase = _NONE
         self.wheel = TimerWheel.current()
         self.io_timer: Timer | None = None
         self.io_deadline = 0.0
+        self.idle_deadline = 0.0
         self.handler_timer: Timer | None = None
         self.handler_stage = _NONE
         self.handler_deadline = 0.0
@@ -385,30 +404,102 @@ class _HttpConnection:
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Serve requests until the connection should close.
+
+        Requests run inside a cancel scope that the connection's timers cancel. A busy
+        connection keeps its scope between requests (entering one costs more than parsing a
+        small request), and waits for the next one in it, *warm*. After ``_WARM_IDLE``
+        seconds without a request it leaves the scope and waits *cold*, right here, a few
+        frames deep, with no scope and no parser: an idle keep-alive connection costs little
+        (the memory budget in ``benchmarks/http.py``). The keep-alive expiry and a drain end
+        a cold connection's input (``end_input``), so its wait returns ``b""`` and it closes
+        quietly.
+        """
         server = self.server
+        connection = self.connection
         server._connections.add(self)
-        outcome: _Abort | _Quiet | None = None
+        self.idle_deadline = self.wheel.now() + self.config.keep_alive_timeout
+        first = b""
         try:
-            with self.scope:
-                try:
-                    while await self._one_request():
-                        self._next_cycle()
-                    return
-                except _Abort as abort:
-                    outcome = abort
-                except _Disconnected:
-                    outcome = _GONE
-            # Here the scope was cancelled by an expiry, or the loop ended with an outcome.
-            if self.expired is not None:
-                outcome = self.expired
-            self.phase = self.handler_stage = _NONE
-            await self._stop_watcher()
-            if isinstance(outcome, _Abort):
-                await self._fail(outcome)
-            elif outcome is not None and outcome.close:
-                self.connection.close()
-            elif outcome is not None:
-                await self._close()
+            while True:
+                if not first and not self.carried_over:
+                    # -- cold: wait for the next request's first bytes ----------------------
+                    if server.server.draining.is_cancelled():
+                        await self._close()
+                        return
+                    # No checkpoint between the drain check above and the wait: a drain that
+                    # starts during the wait finds this connection in _IDLE (drain_if_idle).
+                    self._arm(_IDLE, self.idle_deadline)
+                    try:
+                        while not first:
+                            data = await connection.receive_some(_RECEIVE_SIZE)
+                            if not data:
+                                break
+                            first = _strip_empty_lines(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        self.phase = _NONE
+                        connection.close()  # a reset between requests: nothing to answer
+                        return
+                    self.phase = _NONE
+                    if not first:
+                        await self._close()
+                        return
+                # -- requests, inside a scope that the connection's timers cancel ----------
+                outcome: _Abort | _Quiet | None = None
+                self.expired = None
+                with trio.CancelScope() as self.scope:
+                    try:
+                        while True:
+                            if self.h11 is None:
+                                self.h11 = server._new_parser()
+                            if not await self._one_request(first):
+                                return
+                            self._next_cycle()
+                            first = b""
+                            if not self.carried_over:
+                                if server.server.draining.is_cancelled():
+                                    await self._close()
+                                    return
+                                # -- warm: the same wait, in the scope (inline: no frame) --
+                                self._arm(
+                                    _WARM, min(self.wheel.now() + _WARM_IDLE, self.idle_deadline)
+                                )
+                                try:
+                                    while not first:
+                                        data = await connection.receive_some(_RECEIVE_SIZE)
+                                        if not data:
+                                            break
+                                        first = _strip_empty_lines(data)
+                                except (
+                                    trio.BrokenResourceError,
+                                    trio.ClosedResourceError,
+                                    OSError,
+                                ):
+                                    raise _Disconnected("reset between requests") from None
+                                self.phase = _NONE
+                                if not first:
+                                    await self._close()
+                                    return
+                    except _Abort as abort:
+                        outcome = abort
+                    except _Disconnected:
+                        outcome = _GONE
+                # Here the scope was cancelled by an expiry, or a request failed.
+                if self.expired is not None:
+                    outcome = self.expired
+                self.phase = self.handler_stage = _NONE
+                if outcome is _COOL:
+                    self.scope = _NO_SCOPE
+                    first = b""
+                    continue  # idle a while: wait cold
+                await self._stop_watcher()
+                if isinstance(outcome, _Abort):
+                    await self._fail(outcome)
+                elif outcome is not None and outcome.close:
+                    connection.close()
+                elif outcome is not None:
+                    await self._close()
+                return
         finally:
             server._connections.discard(self)
             self.phase = self.handler_stage = _NONE
@@ -421,10 +512,14 @@ class _HttpConnection:
                 with trio.CancelScope(shield=True):
                     await self.watch_done.wait()
 
-    async def _one_request(self) -> bool:
-        """Read, handle and answer one request; False when the connection should close."""
+    async def _one_request(self, first: bytes) -> bool:
+        """Read, handle and answer one request; False when the connection should close.
+
+        ``first`` is the request's first bytes, or ``b""`` when the parser has the start of
+        it already (pipelined behind the last one).
+        """
         self.response_started = False
-        event = await self._read_head()
+        event = await self._read_head(first)
         if event is None:
             await self._close()
             return False
@@ -489,7 +584,15 @@ class _HttpConnection:
         self.phase = _NONE
         config = self.config
         if phase == _IDLE:
-            self._expire(_IDLED_OUT)
+            self.connection.end_input()  # the cold wait in run() returns b"": a quiet close
+        elif phase == _WARM:
+            if (
+                self.server.server.draining.is_cancelled()
+                or self.wheel.now() >= self.idle_deadline
+            ):
+                self._expire(_IDLE_CLOSE)
+            else:
+                self._expire(_COOL)  # leave the scope, wait cold
         elif phase == _HEAD:
             self._expire(
                 _Abort(
@@ -512,8 +615,9 @@ class _HttpConnection:
         delivered (the drain runs before the reactor's next poll). A short grace lets it in,
         and it is answered with ``Connection: close``; a connection that stays quiet closes.
         """
-        if self.phase == _IDLE:
-            self._arm(_IDLE, min(self.io_deadline, self.wheel.now() + _DRAIN_IDLE_GRACE))
+        phase = self.phase
+        if phase in (_IDLE, _WARM):
+            self._arm(phase, min(self.io_deadline, self.wheel.now() + _DRAIN_IDLE_GRACE))
 
     def _start_handler_timer(self) -> None:
         now = self.wheel.now()
@@ -626,57 +730,34 @@ class _HttpConnection:
                 raise _Abort(status, str(exc)) from None  # worded like ours already
             raise _Abort(status, f"bad request: {exc}") from None
 
-    async def _read_head(self) -> h11.Request | HeadEvent | None:
-        """The next request head, or None when the client closed or idled out quietly."""
-        event = self._next_event() if self.carried_over else h11.NEED_DATA
-        if event is h11.NEED_DATA:
+    async def _read_head(self, first: bytes) -> h11.Request | HeadEvent | None:
+        """The request head, or None when the client closed quietly."""
+        if first:
+            event, fed = self._feed_head(first, 0)
+        else:
+            event = self._next_event()
             parser = self.h11
             if type(parser) is HttptoolsParser:
-                # It may be inside the next head already (it parses ahead): then the bytes
-                # that come are that head's middle, not a new request's first bytes.
-                fed = max(parser.head_fed, 1) if parser.their_state is not h11.IDLE else 0
+                # It may be inside this head already (it parses ahead): the bytes that come
+                # are the head's middle, not a new request's first bytes.
+                fed = max(parser.head_fed, 1)
             else:
-                fed = len(parser.trailing_data[0])
-            if fed == 0:
-                first = await self._wait_first_bytes()
-                if not first:
-                    return None
-                event, fed = self._feed_head(first, 0)
-            if event is h11.NEED_DATA:
-                self._arm(_HEAD, self.wheel.now() + self.config.header_timeout)
-                while event is h11.NEED_DATA:
-                    data = await self._receive()
-                    if not data:
-                        if self.h11.their_state is h11.IDLE and fed == 0:
-                            self.phase = _NONE
-                            return None
-                        self.h11.receive_data(b"")
-                        event = self._next_event()
-                        break
-                    event, fed = self._feed_head(data, fed)
-                self.phase = _NONE
+                fed = max(len(parser.trailing_data[0]), 1)
+        if event is h11.NEED_DATA:
+            self._arm(_HEAD, self.wheel.now() + self.config.header_timeout)
+            while event is h11.NEED_DATA:
+                data = await self._receive()
+                if not data:
+                    self.h11.receive_data(b"")
+                    event = self._next_event()
+                    break
+                event, fed = self._feed_head(data, fed)
+            self.phase = _NONE
         if isinstance(event, h11.ConnectionClosed):
             return None
         if not isinstance(event, h11.Request | HeadEvent):
             raise _Abort(400, f"unexpected {type(event).__name__} before a request")
         return event
-
-    async def _wait_first_bytes(self) -> bytes:
-        """Wait for the next request's first bytes; b"" for a quiet close (idle, drain, EOF)."""
-        if self.server.server.draining.is_cancelled():
-            return b""
-        # No checkpoint between the drain check above and the wait: a drain that starts
-        # during the wait finds this connection in _IDLE (``drain_if_idle``).
-        self._arm(_IDLE, self.wheel.now() + self.config.keep_alive_timeout)
-        while True:
-            data = await self._receive()
-            if not data:
-                self.phase = _NONE
-                return b""
-            data = data.lstrip(b"\r\n")  # RFC 9112: empty lines before are ignored
-            if data:
-                self.phase = _NONE
-                return data
 
     def _feed_head(self, data: bytes, fed: int) -> tuple[Any, int]:
         """Feed head bytes; the next event and the bytes fed since the request began.
@@ -749,22 +830,26 @@ class _HttpConnection:
         """
         self.response_started = False
         old = self.h11
+        self.idle_deadline = self.wheel.now() + self.config.keep_alive_timeout
+        self.head_tail = b"\n"
+        self.head_chunks = []
         if type(old) is HttptoolsParser and not old.upgraded:
             old.start_next_cycle()  # it goes on parsing what it has (see _httptools)
             self.carried_over = old.has_pending()
-            self.head_tail = b"\n"
-            self.head_chunks = []
+            if not self.carried_over:
+                self.h11 = None  # an idle connection holds no parser
             return
         data, closed = old.trailing_data
-        parser = self.h11 = self.server._new_parser()
+        data = bytes(data).lstrip(b"\r\n")
         self.carried_over = bool(data) or closed
+        if not self.carried_over:
+            self.h11 = None  # an idle connection holds no parser
+            return
+        parser = self.h11 = self.server._new_parser()
         if data:
-            data = bytes(data).lstrip(b"\r\n")
-            self.head_tail = b"\n"
             self.head_chunks = [data]
             self._check_no_obs_fold(data)
-            if data:
-                parser.receive_data(data)
+            parser.receive_data(data)
         if closed:
             parser.receive_data(b"")
 
@@ -782,8 +867,7 @@ class _HttpConnection:
         codings: list[bytes] | None = None
         te_lines = hosts = 0
         upgrade = method == b"CONNECT"
-        tokens = self.connection_tokens
-        tokens.clear()
+        tokens: AbstractSet[bytes] = _NO_TOKENS
         for name, value in pairs:
             size += len(name) + len(value) + 4
             if name == b"host":
@@ -794,7 +878,7 @@ class _HttpConnection:
                 te_lines += 1
                 codings = (codings or []) + [c.strip().lower() for c in value.split(b",")]
             elif name == b"connection":
-                tokens.update(t.strip().lower() for t in value.split(b","))
+                tokens = {*tokens, *(t.strip().lower() for t in value.split(b","))}
             elif name == b"upgrade":
                 upgrade = True
         chunked = codings is not None
@@ -836,6 +920,7 @@ class _HttpConnection:
         self.response_started = False
         self.sent_100 = False
         self.upgrade_requested = upgrade
+        self.connection_tokens = tokens
         if chunked or size_hint:
             self.body_done = False
             body = Body(_RequestBody(self), size_hint)
