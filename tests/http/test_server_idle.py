@@ -1,0 +1,151 @@
+"""Between requests: the warm wait (in the request scope) and the cold one (no scope, no
+parser), the keep-alive deadline across both, and a drain in either."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from runtime.http import HttpConfig, HttpServer, Request, Response
+from runtime.http import _server as server_module
+from runtime.testing import MemoryConnection, MemoryListener
+
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+async def hello(request: Request) -> Response:
+    return Response.text("hi")
+
+
+async def read_response(client: MemoryConnection) -> bytes:
+    """One small response (this handler's): read until its body."""
+    received = b""
+    while not received.endswith(b"hi"):
+        chunk = await client.receive_some()
+        assert chunk, f"closed after {received!r}"
+        received += chunk
+    return received
+
+
+def connections(server: HttpServer) -> list[server_module._HttpConnection]:
+    return list(server._connections)
+
+
+async def test_a_connection_idle_past_the_warm_wait_goes_cold_and_still_serves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener], HttpConfig(keep_alive_timeout=30))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(GET)
+        await read_response(client)
+        await trio.testing.wait_all_tasks_blocked()
+        (conn,) = connections(server)
+        assert conn.phase == server_module._WARM  # waits in its scope, right after a request
+        await trio.sleep(server_module._WARM_IDLE + 0.5)
+        assert conn.phase == server_module._IDLE  # cold: no scope, no parser
+        assert conn.h11 is None and conn.scope is server_module._NO_SCOPE
+        await client.send_all(GET)
+        assert b"200 OK" in await read_response(client)  # the same connection goes on
+        assert server.server.statistics().accepted == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_keep_alive_deadline_counts_the_warm_and_the_cold_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener], HttpConfig(keep_alive_timeout=5))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(GET)
+        await read_response(client)
+        start = trio.current_time()
+        assert await client.receive_some() == b""  # a quiet close, no 408
+        assert 5 <= trio.current_time() - start <= 5.1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_keep_alive_shorter_than_the_warm_wait_closes_warm(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener], HttpConfig(keep_alive_timeout=0.3))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(GET)
+        await read_response(client)
+        start = trio.current_time()
+        assert await client.receive_some() == b""
+        assert 0.3 <= trio.current_time() - start <= 0.35
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_drain_closes_warm_and_cold_connections_and_serve_returns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        cold = await listener.connect()
+        await cold.send_all(GET)
+        await read_response(cold)
+        await trio.sleep(server_module._WARM_IDLE + 0.5)  # this one has gone cold
+        warm = await listener.connect()
+        await warm.send_all(GET)
+        await read_response(warm)
+        await trio.testing.wait_all_tasks_blocked()
+        phases = sorted(c.phase for c in connections(server))
+        assert phases == sorted([server_module._IDLE, server_module._WARM])
+        start = trio.current_time()
+        server.drain()
+        assert await warm.receive_some() == b""
+        assert await cold.receive_some() == b""
+        assert trio.current_time() - start <= server_module._DRAIN_IDLE_GRACE + 0.01
+    assert server.server.statistics().active == 0
+
+
+async def test_a_request_sent_just_as_the_drain_starts_is_answered_with_close(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The drain runs before the connection's task sees the bytes: the grace lets them in.
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(GET)
+        await read_response(client)
+        await trio.testing.wait_all_tasks_blocked()
+        await client.send_all(GET)  # no checkpoint between this and the drain
+        server.drain()
+        received = b""
+        while chunk := await client.receive_some():
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 OK") == 1
+    assert b"connection: close" in received
+
+
+async def test_a_client_reset_while_cold_ends_only_that_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        gone = await listener.connect()
+        await gone.send_all(GET)
+        await read_response(gone)
+        await trio.sleep(server_module._WARM_IDLE + 0.5)
+        gone.close()
+        other = await listener.connect()
+        await other.send_all(GET)
+        assert b"200 OK" in await read_response(other)
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.server.statistics().errored == 0
+        nursery.cancel_scope.cancel()
