@@ -647,12 +647,17 @@ def report_targets(
             verdict = "PASS" if value >= target else "MISS"
             print(f"  {verdict}  {name}: {value:.2f}x (>= {target:g}x{stretch})")
     if NO_TIMEOUTS_AT in table:
-        timed_out = {k: r["timeout"] for k, r in table[NO_TIMEOUTS_AT].items() if r["timeout"]}
-        if timed_out:
-            which = ", ".join(f"{IMPLS[k].label} {n}" for k, n in timed_out.items())
-            print(f"  MISS  no wrk timeouts @{NO_TIMEOUTS_AT}: TIMEOUTS: {which}")
-        else:
-            print(f"  PASS  no wrk timeouts @{NO_TIMEOUTS_AT}")
+        # The target is ours; the peers' timeouts are shown above, for the record.
+        ours = {
+            k: r["timeout"]
+            for k, r in table[NO_TIMEOUTS_AT].items()
+            if k.startswith("ours") and r["timeout"]
+        }
+        if ours:
+            which = ", ".join(f"{IMPLS[k].label} {n}" for k, n in ours.items())
+            print(f"  MISS  no wrk timeouts for ours @{NO_TIMEOUTS_AT}: TIMEOUTS: {which}")
+        elif any(k.startswith("ours") for k in table[NO_TIMEOUTS_AT]):
+            print(f"  PASS  no wrk timeouts for ours @{NO_TIMEOUTS_AT}")
     per = rss.get("ours")
     if per is None:
         print(f"  SKIP  ours RSS per idle connection (<= {RSS_TARGET_KB:g} KB): not measured")
