@@ -341,6 +341,7 @@ class _HttpConnection:
         "abort",
         "body_bytes",
         "body_done",
+        "body_raw",
         "carried_over",
         "config",
         "connection",
@@ -376,7 +377,7 @@ class _HttpConnection:
         # The request parser: h11's, or httptools' behind the same interface; None while idle.
         self.h11: Any = None
         self.requests = 0
-        self.body_bytes = 0
+        self.body_bytes = self.body_raw = 0
         self.abort: _Abort | None = None
         self.response_started = False
         self.sent_100 = False
@@ -916,7 +917,7 @@ class _HttpConnection:
                     f"body of {size_hint} bytes exceeds {config.max_body_bytes} bytes "
                     "(max_body_bytes)",
                 )
-        self.body_bytes = 0
+        self.body_bytes = self.body_raw = 0
         self.response_started = False
         self.sent_100 = False
         self.upgrade_requested = upgrade
@@ -987,6 +988,17 @@ class _HttpConnection:
             self.phase = _NONE
             if not data:
                 raise _Disconnected("the client closed the connection inside a body")
+            # What arrives is body and its framing (chunk sizes, extensions, trailers). The
+            # framing gets max_header_bytes of room beyond the body limit: the body limit
+            # can't be dodged with endless chunk extensions. Checked before counting this
+            # read: all that came before is parsed, so its data is counted (413 first).
+            if self.body_raw > config.max_body_bytes + config.max_header_bytes:
+                raise _Abort(
+                    400,
+                    "chunked framing (chunk sizes, extensions, trailers) too large for a body "
+                    f"within {config.max_body_bytes} bytes (max_body_bytes)",
+                )
+            self.body_raw += len(data)
             self.h11.receive_data(data)
 
     async def _discard_body(self) -> None:
@@ -995,8 +1007,18 @@ class _HttpConnection:
             return
         if self.h11.they_are_waiting_for_100_continue and not self.sent_100:
             return  # no 100 was sent: the client may never send it; the caller closes
-        while await self._body_event() is not None:
-            pass
+        # Bounded in bytes by max_body_bytes, and here in time too: a client trickling the
+        # rest of a body nobody reads would hold the connection for ever (nginx's
+        # lingering_time does the same).
+        with move_on_after(self.config.body_timeout) as scope:
+            while await self._body_event() is not None:
+                pass
+        if scope.cancelled_caught:
+            raise _Abort(
+                None,
+                f"the unread rest of a body took over {self.config.body_timeout:g}s "
+                "(body_timeout); closing",
+            )
 
     # -- calling the handler --------------------------------------------------------------
 

@@ -149,3 +149,59 @@ async def test_a_client_reset_while_cold_ends_only_that_connection(
         await trio.testing.wait_all_tasks_blocked()
         assert server.server.statistics().errored == 0
         nursery.cancel_scope.cancel()
+
+
+# -- unread and over-framed bodies ----------------------------------------------------------
+
+
+async def test_the_unread_rest_of_a_body_trickling_in_is_cut_after_body_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener], HttpConfig(body_timeout=10))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nx")
+        assert b"200 OK" in await read_response(client)  # answered without reading the body
+        start = trio.current_time()
+        closed = False
+        with trio.move_on_after(60):
+            while not closed:
+                try:
+                    await client.send_all(b"x")  # one byte every 5 s: progress, but slow
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                with trio.move_on_after(5):
+                    closed = await client.receive_some() == b""
+        assert closed or trio.current_time() - start < 60
+        assert trio.current_time() - start <= 10 + 5 + 0.1  # body_timeout in all, not per byte
+        nursery.cancel_scope.cancel()
+
+
+async def test_endless_chunk_extensions_do_not_dodge_the_body_limit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def reader(request: Request) -> Response:
+        await request.body.read()
+        return Response.text("hi")
+
+    config = HttpConfig(max_body_bytes=1000, max_header_bytes=1024)
+    listener = MemoryListener()
+    server = HttpServer(reader, [listener], config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        received = b""
+        try:
+            for _ in range(100):  # 100 chunks of 1 byte, each with a 100-byte extension
+                await client.send_all(b"1;ext=" + b"e" * 100 + b"\r\nx\r\n")
+                await trio.testing.wait_all_tasks_blocked()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        while chunk := await client.receive_some():
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 400 "), received
+        assert b"chunked framing" in received
+        nursery.cancel_scope.cancel()
