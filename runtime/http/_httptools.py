@@ -100,6 +100,8 @@ class HttptoolsParser:
         "_in_message",
         "_max_head",
         "_parser",
+        "_progress",
+        "_stalled",
         "_url",
         "head_fed",
         "upgraded",
@@ -122,6 +124,10 @@ class HttptoolsParser:
         self.head_fed = 0
         self._expect_continue = False
         self._body_seen = False
+        # Inside a body, the bytes fed since a chunk header, data or a chunk's end: a
+        # chunk-size line (and its extensions) is bounded like a head line.
+        self._progress = False
+        self._stalled = 0
 
     # -- httptools' callbacks -------------------------------------------------------------
 
@@ -146,7 +152,14 @@ class HttptoolsParser:
         self._events.append(HeadEvent(parser.get_method(), self._url, version, self._headers))
 
     def on_body(self, body: bytes) -> None:
+        self._progress = True
         self._events.append(h11.Data(data=bytes(body)))
+
+    def on_chunk_header(self) -> None:
+        self._progress = True
+
+    def on_chunk_complete(self) -> None:
+        self._progress = True
 
     def on_message_complete(self) -> None:
         self._in_message = False
@@ -165,6 +178,7 @@ class HttptoolsParser:
             return  # after an error: nothing more is parsed
         if not self._head_done or not self._in_message:
             self.head_fed += len(data)
+        self._progress = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -177,6 +191,11 @@ class HttptoolsParser:
         if self._in_message and not self._head_done and self.head_fed > self._max_head:
             self._dead = True
             self._events.append(_Error("request head too large", 431))
+        elif self._in_message and self._head_done and not self._dead:
+            self._stalled = 0 if self._progress else self._stalled + len(data)
+            if self._stalled > self._max_head:
+                self._dead = True
+                self._events.append(_Error("a chunk-size line or the trailers are too long", 400))
 
     def next_event(self) -> Any:
         """The next event, ``h11.NEED_DATA``, or ``h11.ConnectionClosed``.

@@ -966,7 +966,14 @@ class _HttpConnection:
     async def _body_event(self) -> bytes | None:
         config = self.config
         while True:
-            event = self._next_event()
+            try:
+                event = self._next_event()
+            except _Abort as abort:
+                if abort.status == 431:
+                    # h11's incomplete-event limit inside a body: a chunk-size line or the
+                    # trailers are too long. A malformed body (RFC 9112 7.1), not a head.
+                    raise _Abort(400, "a chunk-size line or the trailers are too long") from None
+                raise
             if isinstance(event, h11.Data):
                 self.body_bytes += len(event.data)
                 if self.body_bytes > config.max_body_bytes:

@@ -205,3 +205,30 @@ async def test_endless_chunk_extensions_do_not_dodge_the_body_limit(
         assert received.startswith(b"HTTP/1.1 400 "), received
         assert b"chunked framing" in received
         nursery.cancel_scope.cancel()
+
+
+async def test_an_overlong_chunk_extension_over_several_reads_is_400_not_431(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def reader(request: Request) -> Response:
+        await request.body.read()
+        return Response.text("hi")
+
+    listener = MemoryListener()
+    server = HttpServer(reader, [listener], HttpConfig(max_header_bytes=1024))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await client.send_all(b"5;ext=")
+        received = b""
+        try:
+            for _ in range(40):  # an extension that never ends, 100 bytes a read
+                await client.send_all(b"e" * 100)
+                await trio.testing.wait_all_tasks_blocked()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        while chunk := await client.receive_some():
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 400 "), received
+        nursery.cancel_scope.cancel()
