@@ -324,6 +324,60 @@ def _strip_empty_lines(data: bytes | bytearray) -> bytes:
     return (data if type(data) is bytes else bytes(data)).lstrip(b"\r\n")
 
 
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_MAX_CHUNK_DIGITS = 16  # 16 hex digits is 2**64 bytes; more is a probe, not a chunk
+
+
+class _ChunkScanner:
+    """Follows the chunked framing of a body that h11 reads, for what h11 lets by.
+
+    h11 takes chunk sizes of up to 20 hex digits (10**24 bytes). RFC 9112 lets a server
+    refuse sizes it can't handle, and a body limit that fires only after ``max_body_bytes``
+    of data (or a 408 when the client stops) is no clear answer: this refuses them at once.
+    It skips data in O(1) and reads only the size lines. httptools refuses them itself.
+    """
+
+    __slots__ = ("digits", "size", "skip", "state")
+
+    def __init__(self) -> None:
+        self.state = 0  # 0: size digits, 1: rest of the size line, 2: data, 3: CRLF, 4: done
+        self.digits = b""
+        self.skip = 0
+
+    def feed(self, data: bytes) -> str | None:
+        """Follow ``data``; an error message if a chunk size is too long."""
+        i, n = 0, len(data)
+        while i < n and self.state != 4:
+            state = self.state
+            if state >= 2:  # data, or the CRLF after it: skip
+                take = min(self.skip, n - i)
+                i += take
+                self.skip -= take
+                if self.skip == 0:
+                    self.state, self.skip = (3, 2) if state == 2 else (0, 0)
+            elif state == 0:
+                start = i
+                while i < n and data[i] in _HEX:
+                    i += 1
+                self.digits += data[start:i]
+                if len(self.digits) > _MAX_CHUNK_DIGITS:
+                    return f"a chunk size of more than {_MAX_CHUNK_DIGITS} hex digits"
+                if i < n:
+                    self.state = 1
+            else:  # the rest of the size line: extensions, then CRLF
+                end = data.find(b"\n", i)
+                if end < 0:
+                    return None  # h11 bounds the line's length
+                i = end + 1
+                size = int(self.digits, 16) if self.digits else 0
+                self.digits = b""
+                if size:
+                    self.state, self.skip = 2, size
+                else:
+                    self.state = 4  # the last chunk: trailers follow (h11 bounds them)
+        return None
+
+
 _NO_SCOPE = trio.CancelScope()  # an idle connection's: cancelling it does nothing
 
 
@@ -343,6 +397,7 @@ class _HttpConnection:
         "body_done",
         "body_raw",
         "carried_over",
+        "chunks",
         "config",
         "connection",
         "connection_tokens",
@@ -382,6 +437,7 @@ class _HttpConnection:
         self.response_started = False
         self.sent_100 = False
         self.carried_over = False
+        self.chunks: _ChunkScanner | None = None
         self.upgrade_requested = False
         self.connection_tokens: AbstractSet[bytes] = _NO_TOKENS
         self.body_done = True
@@ -922,6 +978,12 @@ class _HttpConnection:
         self.sent_100 = False
         self.upgrade_requested = upgrade
         self.connection_tokens = tokens
+        self.chunks = None
+        if chunked and type(self.h11) is not HttptoolsParser:
+            scanner = self.chunks = _ChunkScanner()
+            error = scanner.feed(bytes(self.h11.trailing_data[0]))
+            if error is not None:
+                raise _Abort(400, error)
         if chunked or size_hint:
             self.body_done = False
             body = Body(_RequestBody(self), size_hint)
@@ -1006,6 +1068,10 @@ class _HttpConnection:
                     f"within {config.max_body_bytes} bytes (max_body_bytes)",
                 )
             self.body_raw += len(data)
+            if self.chunks is not None:
+                error = self.chunks.feed(data)
+                if error is not None:
+                    raise _Abort(400, error)
             self.h11.receive_data(data)
 
     async def _discard_body(self) -> None:

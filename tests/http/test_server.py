@@ -530,6 +530,16 @@ BAD_REQUESTS = {
         b"zz\r\nhello\r\n0\r\n\r\n",
         400,
     ),
+    "chunk-size-20-hex-digits": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"fffffffffffffffffff0\r\nhello",
+        400,
+    ),
+    "chunk-size-17-hex-digits-after-a-chunk": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n1ffffffffffffffff\r\nx",
+        400,
+    ),
     "no-host": (b"GET / HTTP/1.1\r\n\r\n", 400),
     "two-hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     "space-before-colon": (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
