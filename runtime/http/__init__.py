@@ -33,6 +33,13 @@ from ._types import Response as Response
 from ._upgrade import OnUpgrade as OnUpgrade
 from ._upgrade import UpgradedConnection as UpgradedConnection
 from .router import Router as Router
+from .websocket import ConnectionClosed as ConnectionClosed
+from .websocket import HandshakeError as HandshakeError
+from .websocket import WebSocket as WebSocket
+from .websocket import WebSocketConfig as WebSocketConfig
+from .websocket import WebSocketHandler as WebSocketHandler
+from .websocket import websocket_endpoint as websocket_endpoint
+from .websocket import ws_connect as ws_connect
 
 __all__ = [
     "Body",
@@ -42,8 +49,10 @@ __all__ = [
     "ClientStatistics",
     "ClientTimeout",
     "ConnectError",
+    "ConnectionClosed",
     "ConnectTimeout",
     "Handler",
+    "HandshakeError",
     "Headers",
     "HttpConfig",
     "HttpServer",
@@ -57,6 +66,11 @@ __all__ = [
     "Router",
     "TooManyRedirects",
     "UpgradedConnection",
+    "WebSocket",
+    "WebSocketConfig",
+    "WebSocketHandler",
     "WriteTimeout",
     "serve",
+    "websocket_endpoint",
+    "ws_connect",
 ]

@@ -50,6 +50,7 @@ import attrs
 from runtime.service import Service
 
 from ._types import Request, Response
+from .websocket import WebSocketConfig, WebSocketHandler, websocket_endpoint
 
 Handler: TypeAlias = Callable[[Request], Awaitable[Response]]
 """A route's handler: an async function (or a Service) from Request to Response."""
@@ -322,6 +323,21 @@ class Router(Service[Request, Response]):
     def options(self, pattern: str) -> Callable[[H], H]:
         """Decorator: register the function for ``OPTIONS`` on ``pattern``."""
         return self.route("OPTIONS", pattern)
+
+    def ws(
+        self, pattern: str, handler: WebSocketHandler, config: WebSocketConfig | None = None
+    ) -> WebSocketHandler:
+        """Serve WebSocket ``handler`` on ``pattern``, on the same port as the HTTP routes.
+
+        A plain request to the route gets 426 with ``Upgrade: websocket``; see
+        :func:`~runtime.http.websocket.websocket_endpoint` for the handshake's checks.
+
+        Returns:
+            ``handler``, so this works as a plain call or, with ``functools.partial``, as a
+            decorator.
+        """
+        self.route("GET", pattern, websocket_endpoint(handler, config))
+        return handler
 
     def mount(self, prefix: str, service: Service[Request, Response]) -> None:
         """Hand every request under ``prefix`` to ``service`` (usually another Router).
