@@ -17,6 +17,7 @@ from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from runtime.http import (
+    ConnectionClosed,
     HandshakeError,
     HttpServer,
     Router,
@@ -282,3 +283,89 @@ async def test_our_client_and_server_close_cleanly_and_negotiate_a_subprotocol()
                     pass
             assert refused.value.status == 404
     assert seen == ["chat.v1"]
+
+
+def one_route(handler: object, config: WebSocketConfig | None = None) -> Router:
+    router = Router()
+    router.ws("/echo", handler, config)  # type: ignore[arg-type]
+    return router
+
+
+@asynccontextmanager
+async def raw_app(router: Router) -> AsyncIterator[MemoryConnection]:
+    listener = MemoryListener()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(HttpServer(router, [listener]).serve)
+        yield await listener.connect()
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_allowed_origin_is_accepted() -> None:
+    async with raw(WebSocketConfig(allowed_origins=["https://good.example"])) as client:
+        c = await open_raw(client, origin="https://good.example")
+        await client.send_all(c.ws.send(TextMessage(data="ok")))
+        events = await c.events()
+        assert [e.data for e in events if isinstance(e, TextMessage)] == ["ok"]
+
+
+async def test_a_fragmented_message_over_the_limit_closes_with_1009() -> None:
+    async with raw(WebSocketConfig(max_message_size=1000)) as client:
+        c = await open_raw(client)
+        for _ in range(3):  # 3 fragments of 400: each under the limit, the message over it
+            await client.send_all(c.ws.send(BytesMessage(data=b"x" * 400, message_finished=False)))
+        (event,) = [e for e in await c.events() if isinstance(e, CloseConnection)]
+        assert event.code == 1009
+
+
+async def test_a_handler_that_fails_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(ws: WebSocket) -> None:
+        await ws.receive()
+        raise RuntimeError("handler bug")
+
+    async with raw_app(one_route(broken)) as client:
+        c = await open_raw(client)
+        await client.send_all(c.ws.send(TextMessage(data="boom")))
+        (event,) = [e for e in await c.events() if isinstance(e, CloseConnection)]
+        assert event.code == 1011
+    assert "WebSocket handler failed" in caplog.text
+
+
+async def test_a_peer_that_stops_reading_is_closed_after_send_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    done = trio.Event()
+    closed_with: list[int] = []
+
+    async def flood(ws: WebSocket) -> None:
+        try:
+            while True:
+                await ws.send(b"z" * 65536)  # waits while the peer does not read
+        except ConnectionClosed as exc:
+            closed_with.append(exc.code)
+        finally:
+            done.set()
+
+    config = WebSocketConfig(send_timeout=5)
+    async with raw_app(one_route(flood, config)) as client:
+        await open_raw(client)
+        start = trio.current_time()
+        await done.wait()  # the client never reads again
+        assert 5 <= trio.current_time() - start <= 6
+    assert closed_with == [1006]
+
+
+async def test_the_closing_handshake_from_the_server_has_a_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def bye(ws: WebSocket) -> None:
+        await ws.aclose(1000, "bye")
+
+    config = WebSocketConfig(close_timeout=3)
+    async with raw_app(one_route(bye, config)) as client:
+        c = await open_raw(client)
+        start = trio.current_time()
+        (event,) = [e for e in await c.events() if isinstance(e, CloseConnection)]
+        assert (event.code, event.reason) == (1000, "bye")
+        while await client.receive_some():  # we never answer the close
+            pass
+        assert 3 <= trio.current_time() - start <= 4
