@@ -1,17 +1,20 @@
 """The demo apps behind ``python -m runtime demo``: the echo, chat and HTTP examples together.
 
 Three servers, each on its own port (``--port``, ``--chat-port``, ``--http-port``; 0 picks
-one), and three lines, in this order::
+one), and four lines, in this order::
 
     listening on tcp://127.0.0.1:PORT          (echo)
     also serving chat on tcp://127.0.0.1:PORT
     also serving http on http://127.0.0.1:PORT
+    also serving ws-chat on http://127.0.0.1:PORT/chat   (the HTTP port)
 
 The HTTP server answers ``GET /`` with ``Hello, world!`` (``examples/http_hello.py``) and
 serves the JSON API of ``examples/json_api.py`` mounted under ``/api``: ``GET /api/items``,
 ``POST /api/items``, ``GET``/``PUT``/``DELETE /api/items/{id}``. Mounting keeps the two apps
 apart (the API's routes can't shadow ``/``), and the API builds its ``Location`` headers from
-the request's path, so they say ``/api/items/1``.
+the request's path, so they say ``/api/items/1``. The WebSocket chat of
+``examples/ws_chat.py`` is mounted under ``/chat`` on the same port: the page at ``GET /chat``,
+the WebSocket at ``/chat/ws``; a drain closes its WebSockets with 1001.
 
 The apps themselves live in ``examples/`` (they are what the tutorial teaches); the demo
 imports them as modules: ``runtime._examples`` in an installed wheel, ``examples`` in an
@@ -67,12 +70,15 @@ def _format_address(host: str, port: int) -> str:
 
 
 def http_app() -> http.Router:
-    """The demo's HTTP app: the hello route at ``/`` and the JSON API under ``/api``."""
+    """The demo's HTTP app: the hello route at ``/``, the JSON API under ``/api`` and the
+    WebSocket chat under ``/chat``."""
     hello = load_example("http_hello")
     json_api = load_example("json_api")
+    ws_chat = load_example("ws_chat")
     router = http.Router()
     router.get("/")(hello.hello)
     router.mount("/api", json_api.make_app())
+    router.mount("/chat", ws_chat.make_app())
     return router
 
 
@@ -107,10 +113,9 @@ async def serve_demo(
         print(
             f"also serving chat on tcp://{_format_address(host, chat_listener.port)}", flush=True
         )
-        print(
-            f"also serving http on http://{_format_address(host, http_listener.port)}",
-            flush=True,
-        )
+        web = _format_address(host, http_listener.port)
+        print(f"also serving http on http://{web}", flush=True)
+        print(f"also serving ws-chat on http://{web}/chat", flush=True)
 
 
 def run_demo(

@@ -14,12 +14,16 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+import trio
+
+from runtime.http import ConnectionClosed, WebSocket, ws_connect
 
 # Hang guards only, not performance claims: a loaded CI machine may start Python slowly.
 HANG_GUARD = 30.0
 LISTENING = re.compile(r"^listening on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 CHAT = re.compile(r"^also serving chat on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 HTTP = re.compile(r"^also serving http on http://(?P<host>[^:\s]+):(?P<port>\d+)$")
+WS_CHAT = re.compile(r"^also serving ws-chat on http://(?P<host>[^:\s]+):(?P<port>\d+)/chat$")
 
 
 class Demo:
@@ -45,6 +49,11 @@ class Demo:
         web = HTTP.match(line)
         assert web, f"unexpected third line {line!r}"
         self.http_address = (web["host"], int(web["port"]))
+        line = self.proc.stdout.readline().rstrip("\n")
+        ws_chat = WS_CHAT.match(line)
+        assert ws_chat, f"unexpected fourth line {line!r}"
+        # The chat is on the HTTP server's port, under /chat.
+        assert (ws_chat["host"], int(ws_chat["port"])) == self.http_address
         if check_ready:
             # Not needed for the signals (every server registers its drain before the lines
             # go out: test_sigterm_right_after_the_lines_drains pins that), but a test that
@@ -286,3 +295,46 @@ def test_bad_port_fails_cleanly() -> None:
         )
     assert proc.returncode == 1
     assert "cannot serve" in proc.stderr
+
+
+async def next_event(ws: WebSocket) -> dict[str, object]:
+    message = await ws.receive()
+    assert isinstance(message, str), message
+    event = json.loads(message)
+    assert isinstance(event, dict)
+    return event
+
+
+async def test_ws_chat_on_the_http_port_under_chat(demo: Demo) -> None:
+    host, port = demo.http_address
+    url = f"ws://{host}:{port}/chat/ws"
+    with trio.fail_after(HANG_GUARD):
+        async with ws_connect(url) as a, ws_connect(url) as b:
+            assert await next_event(a) == {"type": "notice", "text": "guest1 joined"}
+            assert await next_event(a) == {"type": "notice", "text": "guest2 joined"}
+            assert await next_event(b) == {"type": "notice", "text": "guest2 joined"}
+            await b.send("hello from b")
+            said = {"type": "message", "from": "guest2", "text": "hello from b"}
+            assert await next_event(a) == said
+            assert await next_event(b) == said
+            # The page is served on the same port, next to the WebSocket.
+            conn = demo.connect_http()
+            try:
+                status, response, body = http_call(conn, "GET", "/chat")
+            finally:
+                conn.close()
+            assert status == 200
+            assert response.getheader("content-type") == "text/html; charset=utf-8"
+            assert b"new WebSocket(" in body
+            # A drain closes the WebSockets with 1001 and the demo still exits 0.
+            demo.proc.send_signal(signal.SIGTERM)
+            for ws in (a, b):
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:  # a "left" notice may come before the close
+                        await ws.receive()
+                assert info.value.code == 1001
+    _, err = demo.proc.communicate(timeout=HANG_GUARD)  # no second signal: that forces exit
+    assert demo.proc.returncode == 0, err
+    assert "http: drained" in err
+    assert "0 tasks cancelled" in err
+    assert "Traceback" not in err
