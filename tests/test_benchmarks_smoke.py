@@ -69,7 +69,7 @@ def test_benchmark_runs_in_smoke_mode(script: str, args: list[str], ratio_line: 
 
 def test_every_benchmark_script_has_a_smoke_run() -> None:
     scripts = {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
-    assert scripts == {"echo.py", "http.py"} | {script for script, _, _ in SMOKE_RUNS}
+    assert scripts == {"echo.py", "http.py", "ws.py"} | {script for script, _, _ in SMOKE_RUNS}
 
 
 @pytest.mark.timeout(120)
@@ -275,3 +275,187 @@ def test_client_rejects_bad_arguments(client: Path) -> None:
     )
     assert proc.returncode == 2
     assert "usage" in proc.stderr
+
+
+# -- the WebSocket benchmark and its native client -------------------------------------------
+
+
+def need_cc() -> None:
+    if shutil.which("cc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no C compiler; the CI image must have one (apt-get install -y gcc)")
+        pytest.skip("no C compiler: apt-get install -y gcc")
+
+
+@pytest.mark.timeout(120)
+def test_ws_smoke_runs_every_server_and_prints_ratios() -> None:
+    need_cc()
+    out = run_script("ws.py", ["--smoke"])
+    assert "client: native C client" in out
+    for impl in ["ours", "trio-websocket"]:
+        for size in [64, 16384]:
+            row = rf"^\s+8\s+{size}\s+{impl}\s+\d+\s+\d+\s+\d+\s+\d+%\s+\d+%\s+0$"
+            assert re.search(row, out, re.MULTILINE), (impl, size, out)
+    assert re.search(
+        r"ours vs trio-websocket @64B: \d+\.\d+x  \(target >= 1\.5x: (PASS|MISS)", out
+    )
+    assert re.search(r"ours vs trio-websocket @16KiB \(8 conns\): \d+\.\d+x", out)
+    if importlib.util.find_spec("websockets") is None:
+        assert "SKIPPED websockets" in out
+    else:
+        assert re.search(
+            r"ours vs websockets @64B: \d+\.\d+x  \(stretch >= 1\.0x: (PASS|MISS)", out
+        )
+    assert "SMOKE RUN" in out
+
+
+@pytest.fixture(scope="module")
+def ws_client() -> Path:
+    need_cc()
+    spec = importlib.util.spec_from_file_location("ws_benchmark", BENCHMARKS / "ws.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    binary, note = module.build_client()
+    assert binary is not None, note
+    assert isinstance(binary, Path)
+    return binary
+
+
+WS_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # for the client's fixed RFC 6455 sample key
+
+
+def ws_handshake(conn: socket.socket, answer: bytes | None = None) -> None:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = conn.recv(1)
+        if not byte:
+            raise OSError("EOF in the handshake")
+        head += byte
+    assert b"upgrade: websocket" in head.lower()
+    conn.sendall(
+        answer
+        or b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: "
+        + WS_ACCEPT
+        + b"\r\n\r\n"
+    )
+
+
+def recv_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise OSError("EOF")
+        data += chunk
+    return data
+
+
+def read_ws_message(conn: socket.socket) -> bytes | None:
+    """One masked client frame's payload, unmasked (the client never fragments); None when
+    it is the client's closing frame."""
+    b0, b1 = recv_exactly(conn, 2)
+    assert b0 in (0x82, 0x88)  # FIN + binary, or FIN + close
+    assert b1 & 0x80  # masked
+    length = b1 & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", recv_exactly(conn, 2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", recv_exactly(conn, 8))
+    key = recv_exactly(conn, 4)
+    masked = recv_exactly(conn, length)
+    if b0 == 0x88:
+        assert masked == bytes(b ^ key[i % 4] for i, b in enumerate(struct.pack("!H", 1000)))
+        return None
+    return bytes(b ^ key[i % 4] for i, b in enumerate(masked))
+
+
+def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    first = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        return bytes([first, n]) + payload
+    if n < 65536:
+        return bytes([first, 126]) + struct.pack("!H", n) + payload
+    return bytes([first, 127]) + struct.pack("!Q", n) + payload
+
+
+def run_ws_client(client: Path, port: int, *args: str) -> tuple[int, dict[str, Any]]:
+    return run_client(client, port, "--connect-timeout", "5", *args)
+
+
+def test_ws_client_reassembles_a_fragmented_echo_sent_a_byte_at_a_time(ws_client: Path) -> None:
+    def fragmenting_echo(conn: socket.socket) -> None:
+        ws_handshake(conn)
+        while (message := read_ws_message(conn)) is not None:
+            half = len(message) // 2
+            wire = frame(0x9, b"ping")  # a control frame between the fragments is allowed
+            wire = frame(0x2, message[:half], fin=False) + wire + frame(0x0, message[half:])
+            for i in range(len(wire)):
+                conn.sendall(wire[i : i + 1])
+
+    with threaded_server(fragmenting_echo) as port:
+        status, out = run_ws_client(
+            ws_client, port, "--conns", "2", "--size", "300", "--duration", "0.3"
+        )
+    assert status == 0
+    assert out["errors"] == 0, out
+    assert out["messages"] > 0
+
+
+def test_ws_client_echoes_a_message_with_a_64_bit_length(ws_client: Path) -> None:
+    size = 70_000  # above 65,535: the 8-byte length form both ways
+
+    def echo(conn: socket.socket) -> None:
+        ws_handshake(conn)
+        while (message := read_ws_message(conn)) is not None:
+            conn.sendall(frame(0x2, message))
+
+    with threaded_server(echo) as port:
+        status, out = run_ws_client(
+            ws_client, port, "--conns", "1", "--size", str(size), "--duration", "0.3"
+        )
+    assert status == 0
+    assert out["errors"] == 0, out
+    assert out["total_messages"] > 0
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(lambda m: frame(0x2, b"z" * len(m)), id="wrong-bytes"),
+        pytest.param(lambda m: frame(0x2, m[:-1]), id="short"),
+        pytest.param(lambda m: frame(0x1, m), id="text-not-binary"),
+        pytest.param(lambda m: frame(0x8, struct.pack("!H", 1011)), id="close-frame"),
+    ],
+)
+def test_ws_client_counts_a_bad_echo_as_an_error(
+    ws_client: Path, reply: Callable[[bytes], bytes]
+) -> None:
+    def bad_echo(conn: socket.socket) -> None:
+        ws_handshake(conn)
+        message = read_ws_message(conn)
+        assert message is not None
+        conn.sendall(reply(message))
+        while conn.recv(4096):  # until the client gives up on this connection
+            pass
+
+    with threaded_server(bad_echo) as port:
+        status, out = run_ws_client(ws_client, port, "--conns", "2", "--duration", "10")
+    assert status == 0
+    assert out["errors"] == 2
+    assert out["connect_errors"] == 0
+    assert out["messages"] == 0
+
+
+def test_ws_client_rejects_a_refused_upgrade(ws_client: Path) -> None:
+    def refuse(conn: socket.socket) -> None:
+        ws_handshake(conn, b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n")
+
+    with threaded_server(refuse) as port:
+        status, out = run_ws_client(ws_client, port, "--conns", "3")
+    assert status == 2
+    assert out["connect_errors"] == 3
+    assert out["last_error"] == "Protocol error"
