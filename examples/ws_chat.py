@@ -17,9 +17,11 @@ The room is one broadcast channel, as in ``chat_server.py``: every client has a 
 WebSocket in, the channel out) and a writer (the channel in, its WebSocket out), a message is
 stored once however many clients there are, and a sender never waits for a slow client. A
 client that falls ``backlog`` messages behind (it stopped reading, so its writer is stuck in
-``send``) is dropped: the room gets a notice ``guest3 was dropped (too slow)``, and the client
-gets close code 1008 with the reason, if its connection still takes bytes within the send
-timeout. A message over ``max_message`` bytes closes that client with 1009.
+``send``) is dropped: the room gets a notice ``guest3 was dropped (too slow)``, and the
+client's connection is closed. Its stuck send was cut short, perhaps in the middle of a frame,
+after which no close frame can be framed, so the client sees the connection end (1006); a
+client dropped between two sends gets close code 1008 with the reason. A message over
+``max_message`` bytes closes that client with 1009.
 
 ``make_app()`` returns the routes as a :class:`~runtime.http.Router` (``/`` the page, ``/ws``
 the WebSocket) to mount under any prefix; the page finds the WebSocket next to itself.

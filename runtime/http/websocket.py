@@ -135,6 +135,8 @@ class WebSocket:
     async def send(self, message: str | bytes) -> None:
         """Send a text (``str``) or binary (``bytes``) message.
 
+        Cancellation: a cancelled send closes the connection (a frame may be half sent).
+
         Raises:
             ConnectionClosed: the connection is closed (or closes for a stalled send).
         """
@@ -146,6 +148,12 @@ class WebSocket:
         await self._write(self._ws.send(event))
 
     async def _write(self, data: bytes) -> None:
+        """Send framed bytes within ``send_timeout``.
+
+        Cancellation: a send cut short may have sent part of a frame, after which nothing
+        else can be framed: the connection is marked closed (1006) and its transport closed,
+        then the cancel goes on.
+        """
         if not data:
             return
         async with self._send_lock:
@@ -155,6 +163,12 @@ class WebSocket:
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     self._gone(1006, "the connection broke")
                     raise ConnectionClosed(1006, "the connection broke") from None
+                except trio.Cancelled:
+                    if not scope.expired:  # not our send_timeout: someone cancelled us
+                        self._gone(1006, "a send was cancelled")
+                        with trio.CancelScope(shield=True), move_on_after(1):
+                            await self._transport.aclose()
+                    raise
             if scope.cancelled_caught:
                 self._gone(1006, f"send stalled for {self.config.send_timeout:g}s")
                 await self._transport.aclose()

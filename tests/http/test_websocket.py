@@ -369,3 +369,25 @@ async def test_the_closing_handshake_from_the_server_has_a_deadline(
         while await client.receive_some():  # we never answer the close
             pass
         assert 3 <= trio.current_time() - start <= 4
+
+
+async def test_a_cancelled_send_closes_the_websocket_instead_of_leaving_half_a_frame(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    outcome: list[object] = []
+
+    async def stuck(ws: WebSocket) -> None:
+        with trio.move_on_after(1):  # the handler's own deadline, not send_timeout
+            while True:
+                await ws.send(b"z" * 65536)  # the peer never reads
+        outcome.append(ws.close_code)
+        try:
+            await ws.send("after")
+        except ConnectionClosed as exc:
+            outcome.append(exc.code)
+
+    async with raw_app(one_route(stuck)) as client:
+        await open_raw(client)
+        while not outcome or len(outcome) < 2:
+            await trio.sleep(0.5)
+    assert outcome == [1006, 1006]
