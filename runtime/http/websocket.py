@@ -42,7 +42,7 @@ from wsproto.events import (
 
 from ..net import TcpConnector, TlsConnector, client_ssl_context
 from ..net.abc import Connector
-from ..time import move_on_after
+from ..time import Timer, TimerWheel, move_on_after, sleep, timeout
 from ._types import Request, Response
 from ._upgrade import UpgradedConnection
 
@@ -129,6 +129,13 @@ class WebSocket:
         self._pong = trio.Event()
         self._closed_event = trio.Event()
         self._buffered = buffered
+        close = getattr(transport, "close", None)
+        self._close_now: Callable[[], object] | None = close if callable(close) else None
+        self._wheel = TimerWheel.current()
+        self._send_timer: Timer | None = None
+        self._send_deadline = 0.0
+        self._sending = False
+        self._stalled = False
 
     # -- sending --------------------------------------------------------------------------
 
@@ -157,22 +164,67 @@ class WebSocket:
         if not data:
             return
         async with self._send_lock:
-            with move_on_after(self.config.send_timeout) as scope:
-                try:
-                    await self._transport.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    self._gone(1006, "the connection broke")
-                    raise ConnectionClosed(1006, "the connection broke") from None
-                except trio.Cancelled:
-                    if not scope.expired:  # not our send_timeout: someone cancelled us
-                        self._gone(1006, "a send was cancelled")
-                        with trio.CancelScope(shield=True), move_on_after(1):
-                            await self._transport.aclose()
-                    raise
-            if scope.cancelled_caught:
-                self._gone(1006, f"send stalled for {self.config.send_timeout:g}s")
-                await self._transport.aclose()
-                raise ConnectionClosed(1006, "send stalled (send_timeout)")
+            if self._close_now is not None:
+                await self._write_timed(data)
+            else:  # a transport without a synchronous close (a test's stream): a scope
+                await self._write_scoped(data)
+
+    async def _write_timed(self, data: bytes) -> None:
+        # The hot path: no scope per send. One wheel timer per WebSocket, moved by a store
+        # (it fires early and moves itself); if a send is still running at the deadline,
+        # the transport is closed under it, which ends the send.
+        deadline = self._wheel.now() + self.config.send_timeout
+        self._send_deadline = deadline
+        timer = self._send_timer
+        if timer is None:
+            self._send_timer = self._wheel.call_at(deadline, self._send_timer_fired)
+        elif not timer.pending or timer.deadline > deadline:
+            timer.reset(deadline)
+        self._sending = True
+        try:
+            await self._transport.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            if self._stalled:
+                raise ConnectionClosed(1006, "send stalled (send_timeout)") from None
+            self._gone(1006, "the connection broke")
+            raise ConnectionClosed(1006, "the connection broke") from None
+        except trio.Cancelled:
+            self._gone(1006, "a send was cancelled")
+            assert self._close_now is not None
+            self._close_now()
+            raise
+        finally:
+            self._sending = False
+
+    def _send_timer_fired(self) -> None:
+        if not self._sending:
+            return
+        if self._wheel.now() < self._send_deadline:
+            assert self._send_timer is not None
+            self._send_timer.reset(self._send_deadline)
+            return
+        self._stalled = True
+        self._gone(1006, f"send stalled for {self.config.send_timeout:g}s")
+        assert self._close_now is not None
+        self._close_now()
+
+    async def _write_scoped(self, data: bytes) -> None:
+        with move_on_after(self.config.send_timeout) as scope:
+            try:
+                await self._transport.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                self._gone(1006, "the connection broke")
+                raise ConnectionClosed(1006, "the connection broke") from None
+            except trio.Cancelled:
+                if not scope.expired:  # not our send_timeout: someone cancelled us
+                    self._gone(1006, "a send was cancelled")
+                    with trio.CancelScope(shield=True), move_on_after(1):
+                        await self._transport.aclose()
+                raise
+        if scope.cancelled_caught:
+            self._gone(1006, f"send stalled for {self.config.send_timeout:g}s")
+            await self._transport.aclose()
+            raise ConnectionClosed(1006, "send stalled (send_timeout)")
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -196,7 +248,11 @@ class WebSocket:
     async def _iterate(self) -> AsyncIterator[str | bytes]:
         try:
             while True:
-                yield await self.receive()
+                async with self._receive_lock:  # held per message, not across the yield
+                    message = await self._next_message()
+                    while message is None:
+                        message = await self._next_message()
+                yield message
         except ConnectionClosed:
             return
 
@@ -302,7 +358,7 @@ class WebSocket:
         """Ping every ``ping_interval``; a pong not back within ``ping_timeout`` closes."""
         config = self.config
         while self.close_code is None:
-            await trio.sleep(config.ping_interval)
+            await sleep(config.ping_interval)
             self._pong = trio.Event()
             try:
                 await self._write(self._ws.send(Ping(payload=b"runtime")))
@@ -442,7 +498,8 @@ async def ws_connect(
         subprotocols: Subprotocols to offer.
         headers: More request headers (e.g. ``Origin``, ``Authorization``).
         config: Limits (the same :class:`WebSocketConfig` as the server's).
-        open_timeout: Seconds for the connect and the handshake together.
+        open_timeout: Seconds for the connect and the handshake together; then
+            :class:`~runtime.time.Elapsed` (a ``TimeoutError``).
 
     Raises:
         HandshakeError: the server answered something other than a valid 101.
@@ -471,7 +528,7 @@ async def ws_connect(
     if subprotocols:
         lines.append(f"Sec-WebSocket-Protocol: {', '.join(subprotocols)}")
     lines += [f"{name}: {value}" for name, value in headers]
-    with trio.fail_after(open_timeout):
+    with timeout(open_timeout):
         stream = await connector.connect(host, port)
         try:
             await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
