@@ -58,7 +58,7 @@ import trio
 
 from ..net import Server, ServerConfig
 from ..net.abc import Connection, Listener, format_address
-from ..time import Timer, TimerWheel, move_on_after
+from ..time import Deadline, TimerWheel, move_on_after
 from ._config import HttpConfig
 from ._httptools import AVAILABLE as _HTTPTOOLS_AVAILABLE
 from ._httptools import OBS_FOLD, SMUGGLING, HeadEvent, HttptoolsParser
@@ -403,14 +403,12 @@ class _HttpConnection:
         "connection_tokens",
         "expired",
         "h11",
-        "handler_deadline",
+        "handler",
         "handler_stage",
-        "handler_timer",
         "head_chunks",
         "head_tail",
         "idle_deadline",
-        "io_deadline",
-        "io_timer",
+        "io",
         "phase",
         "request_deadline",
         "requests",
@@ -447,12 +445,10 @@ class _HttpConnection:
         self.expired: _Abort | _Quiet | None = None
         self.phase = _NONE
         self.wheel = TimerWheel.current()
-        self.io_timer: Timer | None = None
-        self.io_deadline = 0.0
+        self.io = Deadline(self._io_expired, self.wheel)
         self.idle_deadline = 0.0
-        self.handler_timer: Timer | None = None
+        self.handler = Deadline(self._handler_timer_fired, self.wheel)
         self.handler_stage = _NONE
-        self.handler_deadline = 0.0
         self.request_deadline = 0.0
         self.watch_scope: trio.CancelScope | None = None
         self.watch_done: trio.Event | None = None
@@ -560,9 +556,8 @@ class _HttpConnection:
         finally:
             server._connections.discard(self)
             self.phase = self.handler_stage = _NONE
-            for timer in (self.io_timer, self.handler_timer):
-                if timer is not None:
-                    timer.cancel()
+            self.io.close()
+            self.handler.close()
             if self.watch_scope is not None:
                 self.watch_scope.cancel()
                 assert self.watch_done is not None
@@ -619,24 +614,16 @@ class _HttpConnection:
             self.scope.cancel()
 
     def _arm(self, phase: int, deadline: float) -> None:
-        """Wait in ``phase`` until ``deadline`` (absolute); ``_NONE`` ends the wait."""
+        """Wait in ``phase`` until ``deadline`` (absolute); ``_NONE`` ends the wait.
+
+        A store on the hot path: ``Deadline`` moves its wheel entry only when it must.
+        """
         self.phase = phase
-        self.io_deadline = deadline
-        timer = self.io_timer
-        if timer is None:
-            self.io_timer = self.wheel.call_at(deadline, self._io_expired)
-        elif not timer.pending or timer.deadline > deadline:
-            timer.reset(deadline)
-        # else: the timer fires early and moves itself to ``io_deadline`` (no wheel work
-        # on the hot path: most waits end long before their deadline)
+        self.io.set(deadline)
 
     def _io_expired(self) -> None:
         phase = self.phase
         if phase == _NONE:
-            return
-        if self.wheel.now() < self.io_deadline:
-            assert self.io_timer is not None
-            self.io_timer.reset(self.io_deadline)
             return
         self.phase = _NONE
         config = self.config
@@ -674,7 +661,7 @@ class _HttpConnection:
         """
         phase = self.phase
         if phase in (_IDLE, _WARM):
-            self._arm(phase, min(self.io_deadline, self.wheel.now() + _DRAIN_IDLE_GRACE))
+            self._arm(phase, min(self.io.deadline, self.wheel.now() + _DRAIN_IDLE_GRACE))
 
     def _start_handler_timer(self) -> None:
         now = self.wheel.now()
@@ -687,28 +674,16 @@ class _HttpConnection:
             self.handler_stage = _WATCH
             self.request_deadline = now + timeout if timeout is not None else math.inf
             deadline = watch_at
-        self.handler_deadline = deadline
-        timer = self.handler_timer
-        if timer is None:
-            self.handler_timer = self.wheel.call_at(deadline, self._handler_timer_fired)
-        elif not timer.pending or timer.deadline > deadline:
-            timer.reset(deadline)
-        # else: it fires early and moves itself (as the I/O timer does)
+        self.handler.set(deadline)
 
     def _handler_timer_fired(self) -> None:
         stage = self.handler_stage
         if stage == _NONE:
             return
-        timer = self.handler_timer
-        assert timer is not None
-        if self.wheel.now() < self.handler_deadline:
-            timer.reset(self.handler_deadline)
-            return
         if stage == _WATCH:
             if self.request_deadline != math.inf:
                 self.handler_stage = _REQUEST
-                self.handler_deadline = self.request_deadline
-                timer.reset(self.request_deadline)
+                self.handler.set(self.request_deadline)
             else:
                 self.handler_stage = _NONE
             if self.body_done:

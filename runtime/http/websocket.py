@@ -42,7 +42,7 @@ from wsproto.events import (
 
 from ..net import TcpConnector, TlsConnector, client_ssl_context
 from ..net.abc import Connector
-from ..time import Timer, TimerWheel, move_on_after, sleep, timeout
+from ..time import Deadline, TimerWheel, move_on_after, sleep, timeout
 from ._types import Request, Response
 from ._upgrade import UpgradedConnection
 
@@ -132,8 +132,7 @@ class WebSocket:
         close = getattr(transport, "close", None)
         self._close_now: Callable[[], object] | None = close if callable(close) else None
         self._wheel = TimerWheel.current()
-        self._send_timer: Timer | None = None
-        self._send_deadline = 0.0
+        self._send_deadline = Deadline(self._send_timer_fired, self._wheel)
         self._sending = False
         self._stalled = False
 
@@ -170,16 +169,10 @@ class WebSocket:
                 await self._write_scoped(data)
 
     async def _write_timed(self, data: bytes) -> None:
-        # The hot path: no scope per send. One wheel timer per WebSocket, moved by a store
-        # (it fires early and moves itself); if a send is still running at the deadline,
-        # the transport is closed under it, which ends the send.
-        deadline = self._wheel.now() + self.config.send_timeout
-        self._send_deadline = deadline
-        timer = self._send_timer
-        if timer is None:
-            self._send_timer = self._wheel.call_at(deadline, self._send_timer_fired)
-        elif not timer.pending or timer.deadline > deadline:
-            timer.reset(deadline)
+        # The hot path: no scope per send. One Deadline per WebSocket, moved by a store;
+        # if a send is still running at the deadline, the transport is closed under it,
+        # which ends the send.
+        self._send_deadline.set(self._wheel.now() + self.config.send_timeout)
         self._sending = True
         try:
             await self._transport.send_all(data)
@@ -198,10 +191,6 @@ class WebSocket:
 
     def _send_timer_fired(self) -> None:
         if not self._sending:
-            return
-        if self._wheel.now() < self._send_deadline:
-            assert self._send_timer is not None
-            self._send_timer.reset(self._send_deadline)
             return
         self._stalled = True
         self._gone(1006, f"send stalled for {self.config.send_timeout:g}s")
@@ -353,6 +342,7 @@ class WebSocket:
             self.close_code = code
             self.close_reason = reason
             self._closed_event.set()
+            self._send_deadline.close()  # the wheel lets go of this WebSocket
 
     async def _keepalive(self) -> None:  # started by the server's hand-over and ws_connect
         """Ping every ``ping_interval``; a pong not back within ``ping_timeout`` closes."""

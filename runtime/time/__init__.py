@@ -7,6 +7,7 @@ Everything reads time from ``trio.current_time()``, so ``trio.testing.MockClock`
 
 from __future__ import annotations
 
+from ._deadline import Deadline as Deadline
 from ._delay_queue import DelayQueue as DelayQueue
 from ._delay_queue import Key as Key
 from ._driver import TimerWheel as TimerWheel
@@ -26,6 +27,7 @@ from ._wheel import Timer as Timer
 from ._wheel import WheelStatistics as WheelStatistics
 
 __all__ = [
+    "Deadline",
     "DelayQueue",
     "Elapsed",
     "IdleDeadline",
