@@ -7,8 +7,13 @@ version or a plain request, ``403`` for an origin not allowed, ``400`` for a bad
 ``101`` the handler gets a :class:`WebSocket` bound to the connection's own task.
 
 wsproto does the framing and its protocol checks (an unmasked client frame or a bad opcode is
-closed with 1002, invalid UTF-8 in a text message with 1007). This module adds what wsproto
-leaves to its user: a message-size limit (1009), reassembly of fragments within it, a ping
+closed with 1002, invalid UTF-8 in a text message with 1007), with one shortcut of ours: a
+whole, unfragmented, well-formed text or binary frame (the usual message) is cut out of the
+stream and unmasked here, at a frame boundary, and every other frame (fragments, control
+frames, anything odd) goes whole to wsproto, which thus always starts at a frame boundary and
+keeps the protocol state. Data messages are framed here too (RFC 6455 section 5.2 is a few
+bytes of header). This module also adds what wsproto leaves to its user: a message-size
+limit (1009), reassembly of fragments within it, a ping
 keepalive that closes a dead peer, a send deadline for a peer that stops reading, and a
 closing handshake with a deadline.
 """
@@ -21,6 +26,7 @@ import hashlib
 import logging
 import os
 import ssl
+import struct
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -32,7 +38,6 @@ import trio
 from wsproto.connection import Connection as _WsConnection
 from wsproto.connection import ConnectionState, ConnectionType
 from wsproto.events import (
-    BytesMessage,
     CloseConnection,
     Message,
     Ping,
@@ -50,6 +55,48 @@ logger = logging.getLogger("runtime.http.websocket")
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _RECEIVE_SIZE = 65536
+
+_FED = object()  # _take: bytes went to wsproto; drain its events
+_MORE = object()  # _take: the next frame is not complete yet
+_LEN16 = struct.Struct("!BBH")
+_LEN64 = struct.Struct("!BBQ")
+
+
+def _mask(data: bytes | bytearray, key: bytes | bytearray) -> bytes:
+    """``data`` XOR the repeated 4-byte ``key`` (masking and unmasking are the same)."""
+    n = len(data)
+    if not n:
+        return b""
+    stream = (bytes(key) * ((n + 3) >> 2))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        n, "little"
+    )
+
+
+def _frame(opcode: int, payload: bytes, masked: bool) -> bytes:
+    """One final frame (RFC 6455 section 5.2); a client's is masked with a fresh key."""
+    n = len(payload)
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head = bytes((0x80 | opcode, bit | n))
+    elif n < 65536:
+        head = _LEN16.pack(0x80 | opcode, bit | 126, n)
+    else:
+        head = _LEN64.pack(0x80 | opcode, bit | 127, n)
+    if masked:
+        key = os.urandom(4)
+        return head + key + _mask(payload, key)
+    return head + payload
+
+
+class _Invalid(Exception):
+    """A frame we cut out ourselves breaks the protocol (``code``: the close code)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
 
 _pos = attrs.validators.gt(0.0)
 _pos_int = attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.gt(0))
@@ -117,6 +164,7 @@ class WebSocket:
     ) -> None:
         self._transport = transport
         self._ws = _WsConnection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
+        self._client = client
         self.config = config or WebSocketConfig()
         self.request = request
         self.subprotocol = subprotocol
@@ -128,7 +176,14 @@ class WebSocket:
         self._size = 0
         self._pong = trio.Event()
         self._closed_event = trio.Event()
-        self._buffered = buffered
+        # Received bytes not yet cut into frames; _owed: bytes of the current frame still
+        # due to wsproto; _fragmenting: a fragmented message is under way (wsproto's);
+        # _direct: closing, so every byte goes straight to wsproto.
+        self._inbuf = bytearray(buffered)
+        self._owed = 0
+        self._fragmenting = False
+        self._direct = False
+        self._closing: tuple[int, str] | None = None
         close = getattr(transport, "close", None)
         self._close_now: Callable[[], object] | None = close if callable(close) else None
         self._wheel = TimerWheel.current()
@@ -148,10 +203,13 @@ class WebSocket:
         """
         if self.close_code is not None:
             raise ConnectionClosed(self.close_code, self.close_reason)
-        event = (
-            TextMessage(data=message) if isinstance(message, str) else BytesMessage(data=message)
-        )
-        await self._write(self._ws.send(event))
+        if self._ws.state is not ConnectionState.OPEN:  # our close frame is out, or the peer's in
+            raise ConnectionClosed(*(self._closing or (1006, "the connection is closing")))
+        if isinstance(message, str):
+            frame = _frame(1, message.encode("utf-8"), self._client)
+        else:
+            frame = _frame(2, bytes(message), self._client)
+        await self._write(frame)
 
     async def _write(self, data: bytes) -> None:
         """Send framed bytes within ``send_timeout``.
@@ -276,18 +334,104 @@ class WebSocket:
                 raise ConnectionClosed(event.code, event.reason or "")
         if self.close_code is not None:
             raise ConnectionClosed(self.close_code, self.close_reason)
-        data = self._buffered
-        self._buffered = b""
-        if not data:
+        if not self._direct:
             try:
-                data = bytes(await self._transport.receive_some(_RECEIVE_SIZE))
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                data = b""
+                got = self._take()
+            except _Invalid as exc:
+                await self._fail(exc.code, exc.reason)
+            if got is _FED:
+                return None
+            if got is not _MORE:
+                return got  # type: ignore[return-value]
+        try:
+            data = await self._transport.receive_some(_RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            data = b""
         if not data:
             self._gone(1006, "the connection ended without a close frame")
             raise ConnectionClosed(1006, "the connection ended without a close frame")
-        self._ws.receive_data(data)
+        if self._direct:
+            self._ws.receive_data(bytes(data))
+        else:
+            self._inbuf += data
         return None
+
+    def _take(self) -> str | bytes | object:
+        """Cut the next frame out of ``_inbuf``: a whole plain data frame becomes the message
+        here; any other frame goes to wsproto (``_FED``). ``_MORE``: it is not all here yet.
+
+        Raises:
+            _Invalid: a text frame cut out here is not UTF-8 (1007).
+        """
+        buf = self._inbuf
+        if self._owed:
+            n = min(self._owed, len(buf))
+            if not n:
+                return _MORE
+            self._ws.receive_data(bytes(buf[:n]))
+            del buf[:n]
+            self._owed -= n
+            return _FED
+        have = len(buf)
+        if have < 2:
+            return _MORE
+        b0 = buf[0]
+        b1 = buf[1]
+        length = b1 & 0x7F
+        head = 2
+        minimal = True
+        if length == 126:
+            if have < 4:
+                return _MORE
+            length = (buf[2] << 8) | buf[3]
+            head = 4
+            minimal = length >= 126
+        elif length == 127:
+            if have < 10:
+                return _MORE
+            length = int.from_bytes(buf[2:10], "big")
+            head = 10
+            minimal = 65536 <= length < (1 << 63)
+        masked = b1 & 0x80
+        if masked:
+            head += 4
+        opcode = b0 & 0x0F
+        if (
+            b0 & 0xF0 == 0x80  # final, no reserved bits
+            and (opcode == 1 or opcode == 2)
+            and not self._fragmenting
+            and minimal
+            and bool(masked) is not self._client  # clients mask, servers do not
+            and length <= self.config.max_message_size  # else wsproto's, for the 1009
+        ):
+            end = head + length
+            if have < end:
+                return _MORE
+            payload = bytes(buf[head:end])
+            if masked:
+                payload = _mask(payload, buf[head - 4 : head])
+            del buf[:end]
+            if opcode == 2:
+                return payload
+            try:
+                return payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Invalid(1007, "invalid UTF-8 in a text message") from None
+        if opcode == 1 or opcode == 2:
+            self._fragmenting = not b0 & 0x80
+        elif opcode == 0 and b0 & 0x80:
+            self._fragmenting = False
+        self._owed = head + length
+        return self._take()
+
+    def _go_direct(self) -> None:
+        """From now on (closing) every byte goes to wsproto; what is buffered goes first."""
+        if not self._direct:
+            self._direct = True
+            if self._inbuf:
+                data = bytes(self._inbuf)
+                self._inbuf.clear()
+                self._ws.receive_data(data)
 
     async def _fail(self, code: int, reason: str) -> None:
         await self._close(code, reason, reading=True)  # the caller holds the receive lock
@@ -312,6 +456,7 @@ class WebSocket:
         if self.close_code is not None:
             return
         if self._ws.state is ConnectionState.OPEN:
+            self._closing = (code, reason)
             try:
                 await self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
             except ConnectionClosed:
@@ -320,10 +465,13 @@ class WebSocket:
                 with move_on_after(self.config.close_timeout):
                     if not reading:
                         await self._closed_event.wait()
+                    if reading:
+                        self._go_direct()
+                        for _event in self._ws.events():
+                            pass
                     while reading and not self._closed_by_peer():
-                        data, self._buffered = self._buffered, b""
                         try:
-                            data = data or bytes(await self._transport.receive_some(_RECEIVE_SIZE))
+                            data = bytes(await self._transport.receive_some(_RECEIVE_SIZE))
                         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                             break
                         if not data:
