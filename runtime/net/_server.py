@@ -43,12 +43,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from contextvars import ContextVar
+from types import FrameType
 from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
 
-from ..rt import _scope, try_current
+from ..rt import _scope, describe_task_kind, try_current
 from ..sync import CancellationToken
 from ..time import IdleDeadline, sleep
 from ._listener import RESOURCE_ACCEPT_ERRORS, TRANSIENT_ACCEPT_ERRORS
@@ -506,6 +507,18 @@ class _IdleCut:
 def _peer(connection: Connection) -> str:
     # Formatted only when a line is logged: a string per connection is memory for nothing.
     return format_address(connection.peer_address)
+
+
+def _connection_detail(frame: FrameType) -> str | None:
+    """The task tree's detail of a connection task: the peer, and the server's name."""
+    local = frame.f_locals
+    connection, server = local.get("connection"), local.get("self")
+    if connection is None or not isinstance(server, Server):
+        return None
+    return f"{server.config.name}: peer {_peer(connection)}"
+
+
+describe_task_kind(Server._connection, "connection", _connection_detail, name="connection")
 
 
 class _HandshakeFailed(Exception):

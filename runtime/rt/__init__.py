@@ -24,6 +24,9 @@ from ._task import JoinSet as JoinSet
 from ._task import TaskInfo as TaskInfo
 from ._task import TaskState as TaskState
 from ._task import current_task_id as current_task_id
+from ._tree import StackFrame as StackFrame
+from ._tree import TaskNode as TaskNode
+from ._tree import describe_task_kind as describe_task_kind
 
 __all__ = [
     "JoinError",
@@ -35,11 +38,14 @@ __all__ = [
     "RuntimeConfig",
     "RuntimeStatistics",
     "ShutdownError",
+    "StackFrame",
     "TaskInfo",
+    "TaskNode",
     "TaskState",
     "consume_budget",
     "current",
     "current_task_id",
+    "describe_task_kind",
     "main",
     "open_runtime",
     "run",

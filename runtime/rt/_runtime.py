@@ -28,7 +28,7 @@ from typing import Any, TypeVar, TypeVarTuple, Unpack, overload
 import attrs
 import trio
 
-from . import _coop
+from . import _coop, _tree
 from ._config import RuntimeConfig
 from ._task import (
     JoinHandle,
@@ -39,6 +39,7 @@ from ._task import (
     current_registry,
     unwrap_group,
 )
+from ._tree import StackFrame, TaskNode
 
 T = TypeVar("T")
 PosArgT = TypeVarTuple("PosArgT")
@@ -125,6 +126,8 @@ class Runtime:
         self._services: dict[object, object] = {}
         self._fatal: BaseException | None = None
         self._shields: set[trio.CancelScope] = set()
+        self._root_task: trio.lowlevel.Task | None = None  # the task the runtime runs in
+        self._started_at = 0.0
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -143,6 +146,21 @@ class Runtime:
     def tasks(self) -> list[TaskInfo]:
         """A snapshot of the live tasks, oldest first."""
         return [task.info() for task in self._registry.live.values()]
+
+    def task_tree(self) -> list[TaskNode]:
+        """A snapshot of every live task under this runtime, as a tree: depth-first, each
+        task after its owner (``TaskNode.parent``), the runtime itself first.
+
+        Spawned tasks hang under the task that spawned them, JoinSet members under the set's
+        owner, other Trio tasks (a nursery's, a server's connections) under the task whose
+        nursery runs them. It costs a walk of Trio's task tree, done only when called.
+        """
+        return _tree.task_tree(self)
+
+    def task_stack(self, task_id: int) -> list[StackFrame] | None:
+        """The await stack of the live task ``task_id`` (an id from :meth:`task_tree`),
+        outermost frame first; None if no such task lives."""
+        return _tree.task_stack(self, task_id)
 
     def statistics(self) -> RuntimeStatistics:
         """Counts of live, spawned, completed, failed and cancelled tasks."""
@@ -391,6 +409,8 @@ class Runtime:
         token = _current_runtime.set(self)
         registry_token = current_registry.set(self._registry)
         error: BaseException | None = None
+        self._root_task = trio.lowlevel.current_task()
+        self._started_at = trio.current_time()
         try:
             async with trio.open_nursery() as system:
                 self._system_nursery = system

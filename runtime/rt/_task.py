@@ -215,14 +215,13 @@ async def _run_task(task: _Task, coro: Awaitable[Any]) -> None:
     way every task is cancelled with its owner at shutdown.
     """
     _current_task.set(task)
+    task.trio_task = _current_trio_task()  # for abort() (a scope spliced in) and the tree
     if task.aborted or not (_scope.FAST or (task.handle() is None and task.joinset is None)):
         # Aborted before it first ran, or no splicing available: enter a scope now.
         entered = task.scope = trio.CancelScope()
         if task.aborted:
             entered.cancel()
         _scope.enter(entered)
-    else:
-        task.trio_task = _current_trio_task()  # abort() splices a scope in through this
     error: BaseException | None = None
     try:
         task.value = await coro
