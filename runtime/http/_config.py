@@ -72,6 +72,7 @@ class HttpConfig:
     )
     server_header: str = "trio-runtime"
     name: str = "http"
+    metrics: bool = True
 
 
 __all__ = ["HttpConfig"]

@@ -56,8 +56,10 @@ from typing import Any
 import h11
 import trio
 
+from ..metrics import HttpRequestMetrics, bounded_method, hub
 from ..net import Server, ServerConfig
 from ..net.abc import Connection, Listener, format_address
+from ..rt import try_current
 from ..time import Deadline, TimerWheel, move_on_after
 from ._config import HttpConfig
 from ._httptools import AVAILABLE as _HTTPTOOLS_AVAILABLE
@@ -187,6 +189,12 @@ class HttpServer:
             name=self.config.name,
         )
         self.server: Server[Any] = Server(self._serve_connection, listeners, net_config, tls=tls)
+        # Per-route figures for the runtime's metrics registry (None outside a runtime).
+        rt = try_current() if self.config.metrics else None
+        self.metrics: HttpRequestMetrics | None = None
+        if rt is not None:
+            self.metrics = HttpRequestMetrics(self.config.name)
+            hub(rt).http.add(self.metrics)
         self._scheme = "https" if tls is not None else "http"
         self._connections: set[_HttpConnection] = set()
         self._date_lines: tuple[int, str] = (0, "")
@@ -302,6 +310,9 @@ _DRAIN_IDLE_GRACE = 0.05
 
 # A connection idle this long between requests leaves its cancel scope (see run()).
 _WARM_IDLE = 1.0
+_UNMATCHED = "<unmatched>"  # the route label of a request no route took (404, 405)
+_INVALID = "<invalid>"  # ... and of a request head that could not be parsed
+_clock = trio.current_time
 
 
 class _Quiet:
@@ -410,12 +421,14 @@ class _HttpConnection:
         "idle_deadline",
         "io",
         "phase",
+        "request",
         "request_deadline",
         "requests",
         "response_started",
         "scope",
         "sent_100",
         "server",
+        "started_at",
         "upgrade_requested",
         "watch_done",
         "watch_pending",
@@ -430,6 +443,8 @@ class _HttpConnection:
         # The request parser: h11's, or httptools' behind the same interface; None while idle.
         self.h11: Any = None
         self.requests = 0
+        self.request: Request | None = None  # the one in hand, for the metrics of an error
+        self.started_at = 0.0
         self.body_bytes = self.body_raw = 0
         self.abort: _Abort | None = None
         self.response_started = False
@@ -571,18 +586,29 @@ class _HttpConnection:
         it already (pipelined behind the last one).
         """
         self.response_started = False
+        self.request = None
         event = await self._read_head(first)
         if event is None:
             await self._close()
             return False
         self.requests += 1
         request = self._build_request(event)
+        self.request = request
+        self.started_at = _clock()
         response = await self._handle(request)
         if self.abort is not None:
             raise self.abort
         assert response is not None
         try:
             keep_alive = await self._send_response(request, response, self._must_close())
+            metrics = self.server.metrics
+            if metrics is not None:
+                metrics.record(
+                    request.extensions.get("route", _UNMATCHED),
+                    bounded_method(request.method),
+                    response.status,
+                    _clock() - self.started_at,
+                )
         except _HandlerBug as exc:
             # The handler's response can't be framed (a Content-Length that is not the body's
             # length, a 1xx status, a CR in a header value...): a bug in the handler,
@@ -590,6 +616,7 @@ class _HttpConnection:
             self._log_handler_error(request, exc)
             # The details are in the log; the client gets what a handler exception gets.
             raise _Abort(None if self.response_started else 500, "Internal Server Error") from None
+        self.request = None  # an idle connection keeps no request alive
         if response.upgrade is not None:
             await self._hand_over(request, response)
             return False
@@ -1326,6 +1353,7 @@ class _HttpConnection:
             f"; answered {abort.status}" if abort.status else "",
         )
         if abort.status is not None and not self.response_started:
+            self._record_error(abort.status)
             data = _error_response(abort.status, abort.message, self.config)
             with move_on_after(self.config.send_timeout) as scope:
                 try:
@@ -1337,6 +1365,20 @@ class _HttpConnection:
                 self.connection.close()
                 return
         await self._close()
+
+    def _record_error(self, status: int) -> None:
+        """Count an error answer: for the request in hand, or for a head that never became
+        one (route ``<invalid>``)."""
+        metrics = self.server.metrics
+        if metrics is None:
+            return
+        request = self.request
+        if request is None:
+            metrics.record(_INVALID, "OTHER", status, 0.0)
+        else:
+            route = request.extensions.get("route", _UNMATCHED)
+            seconds = _clock() - self.started_at
+            metrics.record(route, bounded_method(request.method), status, seconds)
 
     async def _close(self) -> None:
         await self.connection.aclose_gracefully(self.config.linger)

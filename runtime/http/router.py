@@ -224,7 +224,10 @@ class Router(Service[Request, Response]):
     Register routes with :meth:`route` or the decorators (:meth:`get`, :meth:`post`, ...),
     and sub-services with :meth:`mount`. The module docstring gives the pattern syntax and
     the precedence rule. A matched route's parameters are in
-    ``request.extensions["path_params"]``, converted (``{id:int}`` gives an ``int``).
+    ``request.extensions["path_params"]``, converted (``{id:int}`` gives an ``int``), and
+    its template in ``request.extensions["route"]`` (``"/api/items/{id:int}"``, mount
+    prefixes included; ``"/prefix/*"`` for a mounted service that is not a Router): the HTTP
+    server's metrics label requests with it, so a label set stays as small as the route table.
 
     The router is always ready: a handler that is itself a Service with readiness (a
     concurrency limit) waits for it inside its plain call. Register routes before serving;
@@ -396,19 +399,21 @@ class Router(Service[Request, Response]):
             params = dict(request.extensions.get("path_params", ()))
         else:
             root, params = "", {}
-        return await self._dispatch(request, root, path, params)
+        return await self._dispatch(request, root, path, params, "")
 
     async def _dispatch(
-        self, request: Request, root: str, path: str, params: dict[str, Any]
+        self, request: Request, root: str, path: str, params: dict[str, Any], template: str
     ) -> Response:
         # ``root`` is the raw prefix of request.path the routers above consumed; ``path`` is
-        # what is left of it for this router.
+        # what is left of it for this router; ``template`` the mount patterns above it.
         method = request.method
         node = self._static.get(path) if "%" not in path else None
         if node is not None:
             endpoint = _pick(node, method)
             if endpoint is not None:
-                request.extensions["path_params"] = params
+                extensions = request.extensions
+                extensions["path_params"] = params
+                extensions["route"] = template + endpoint.pattern if template else endpoint.pattern
                 return await endpoint.handler(request)
         raw = _split(path)
         if raw is None:
@@ -426,9 +431,12 @@ class Router(Service[Request, Response]):
             return _not_found()
         target, values, consumed = found
         if isinstance(target, _Mount):
-            return await self._enter(target, request, root, raw, consumed, values, params)
+            return await self._enter(
+                target, request, root, raw, consumed, values, params, template
+            )
         params.update(zip(target.names, values, strict=True))
         request.extensions["path_params"] = params
+        request.extensions["route"] = template + target.pattern
         return await target.handler(request)
 
     async def _enter(
@@ -440,12 +448,15 @@ class Router(Service[Request, Response]):
         consumed: int,
         values: list[object],
         params: dict[str, Any],
+        template: str,
     ) -> Response:
         params.update(zip(mount.names, values, strict=True))
         rest = "/" + "/".join(raw[consumed:]) if consumed < len(raw) else "/"
         root += "".join("/" + s for s in raw[:consumed])
+        template += mount.prefix.rstrip("/")
         if isinstance(mount.service, Router):
-            return await mount.service._dispatch(request, root, rest, params)
+            return await mount.service._dispatch(request, root, rest, params, template)
+        request.extensions["route"] = template + "/*"  # the service's own paths stay unseen
         inner = attrs.evolve(
             request,
             extensions={**request.extensions, "root_path": root, "path_params": params},

@@ -22,6 +22,7 @@ from ._server import ServerStatistics as ServerStatistics
 from ._server import current_server as current_server
 from ._server import is_broken_connection as is_broken_connection
 from ._server import serve as serve
+from ._server import servers as servers
 from ._stream import SocketStream as SocketStream
 from ._stream import TcpStream as TcpStream
 from ._stream import UnixStream as UnixStream
@@ -62,6 +63,7 @@ __all__ = [
     "ServerStatistics",
     "current_server",
     "serve",
+    "servers",
     "ReactorStatistics",
     "SocketListener",
     "SocketStream",

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
@@ -261,6 +262,7 @@ class Server(Generic[C]):
         # caller printed its listening line finds this server draining, not nothing.
         rt = try_current() if self.config.drain_on_shutdown else None
         unregister = rt.on_shutdown(self.drain) if rt is not None else None
+        _serving.add(self)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -272,6 +274,7 @@ class Server(Generic[C]):
                     await listener.aclose()
             logger.info("%s: drained", self.config.name)
         finally:
+            _serving.discard(self)
             if unregister is not None:
                 unregister()
             _current_server.reset(token)
@@ -507,6 +510,15 @@ class _IdleCut:
 def _peer(connection: Connection) -> str:
     # Formatted only when a line is logged: a string per connection is memory for nothing.
     return format_address(connection.peer_address)
+
+
+_serving: weakref.WeakSet[Server[Any]] = weakref.WeakSet()
+
+
+def servers() -> list[Server[Any]]:
+    """The Servers of this process that are serving now (inside ``serve()``), for the
+    metrics to read their ``statistics()``."""
+    return list(_serving)
 
 
 def _connection_detail(frame: FrameType) -> str | None:

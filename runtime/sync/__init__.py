@@ -34,6 +34,8 @@ from ._errors import Closed as Closed
 from ._errors import EndOfChannel as EndOfChannel
 from ._errors import Lagged as Lagged
 from ._errors import WouldBlock as WouldBlock
+from ._named import NamedChannel as NamedChannel
+from ._named import named_channels as named_channels
 from ._notify import Notified as Notified
 from ._notify import Notify as Notify
 from ._notify import NotifyStatistics as NotifyStatistics
@@ -53,6 +55,7 @@ __all__ = [
     "Closed",
     "EndOfChannel",
     "Lagged",
+    "NamedChannel",
     "Notified",
     "Notify",
     "NotifyStatistics",
@@ -67,6 +70,7 @@ __all__ = [
     "WriteGuard",
     "broadcast",
     "mpsc",
+    "named_channels",
     "oneshot",
     "watch",
 ]

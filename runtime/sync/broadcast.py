@@ -40,6 +40,7 @@ from ._lowlevel import (
     try_consume_budget,
     wait_task_rescheduled,
 )
+from ._named import remember
 
 __all__ = ["BroadcastStatistics", "Receiver", "Sender", "channel"]
 
@@ -66,7 +67,7 @@ class BroadcastStatistics:
 
 
 class _State(Generic[T]):
-    __slots__ = ("capacity", "ring", "senders", "subscribers", "tail", "waiters")
+    __slots__ = ("__weakref__", "capacity", "ring", "senders", "subscribers", "tail", "waiters")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -353,15 +354,17 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
             further behind than this loses values (:class:`~runtime.sync.Lagged`). If in doubt,
             use the burst size you expect, such as 64: memory is one slot per value, shared by
             all subscribers.
-
+        name: Give the channel a name and the metrics report it; unnamed channels are not
+            tracked.
 
     Raises:
+        ValueError: ``name`` is empty.
         ValueError: ``capacity`` is below 1.
         TypeError: ``capacity`` is not an int.
     """
 
     def __new__(  # type: ignore[misc]  # returns the pair, not an instance
-        cls, capacity: int
+        cls, capacity: int, *, name: str | None = None
     ) -> tuple[Sender[T], Receiver[T]]:
         if not isinstance(capacity, int) or isinstance(capacity, bool):
             raise TypeError(f"capacity must be an int, got {capacity!r}")
@@ -370,7 +373,10 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
                 f"a broadcast channel needs capacity >= 1 to hold a value, got {capacity}"
             )
         state: _State[T] = _State(capacity)
+        if name is not None:
+            remember(state, "broadcast", name, _statistics)
         return Sender(state), Receiver(state)
 
-    def __init__(self, capacity: int) -> None:  # pragma: no cover - never called
-        ...
+    def __init__(  # pragma: no cover - never called
+        self, capacity: int, *, name: str | None = None
+    ) -> None: ...

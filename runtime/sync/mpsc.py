@@ -64,6 +64,7 @@ from ._lowlevel import (
     try_consume_budget,
     wait_task_rescheduled,
 )
+from ._named import remember
 
 __all__ = [
     "ChannelStatistics",
@@ -107,6 +108,7 @@ class ChannelStatistics:
 
 class _State(Generic[T]):
     __slots__ = (
+        "__weakref__",
         "abort_recv",
         "buffer",
         "capacity",
@@ -733,15 +735,17 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
             send waits for the receiver to take the value, the tightest backpressure. If in
             doubt, use a small number such as 16: enough to absorb bursts, small enough that a
             slow consumer is felt at once.
-
+        name: Give the channel a name and the metrics report its depth and capacity
+            (``runtime_channel_buffered{channel=name}``); unnamed channels are not tracked.
 
     Raises:
+        ValueError: ``name`` is empty.
         ValueError: ``capacity`` is negative.
         TypeError: ``capacity`` is not an int.
     """
 
     def __new__(  # type: ignore[misc]  # returns the pair, not an instance
-        cls, capacity: int
+        cls, capacity: int, *, name: str | None = None
     ) -> tuple[Sender[T], Receiver[T]]:
         if not isinstance(capacity, int) or isinstance(capacity, bool):
             raise TypeError(
@@ -751,10 +755,13 @@ class channel(tuple[Sender[T], Receiver[T]]):  # lowercase: reads as a function
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         state: _State[T] = _State(capacity)
+        if name is not None:
+            remember(state, "mpsc", name, _statistics)
         return Sender(state), Receiver(state)
 
-    def __init__(self, capacity: int) -> None:  # pragma: no cover - never called
-        ...
+    def __init__(  # pragma: no cover - never called
+        self, capacity: int, *, name: str | None = None
+    ) -> None: ...
 
 
 @final
@@ -768,9 +775,13 @@ class unbounded_channel(tuple[Sender[T], Receiver[T]]):
     is bounded some other way.
     """
 
-    def __new__(cls) -> tuple[Sender[T], Receiver[T]]:  # type: ignore[misc]
+    def __new__(  # type: ignore[misc]
+        cls, *, name: str | None = None
+    ) -> tuple[Sender[T], Receiver[T]]:
         state: _State[T] = _State(_UNBOUNDED)
+        if name is not None:
+            remember(state, "mpsc", name, _statistics)
         return Sender(state), Receiver(state)
 
-    def __init__(self) -> None:  # pragma: no cover - never called
+    def __init__(self, *, name: str | None = None) -> None:  # pragma: no cover - never called
         ...

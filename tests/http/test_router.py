@@ -409,7 +409,12 @@ async def test_any_service_can_be_mounted_and_gets_root_path_in_a_copy() -> None
     assert (await router(request)).body == b"inner"
     (got,) = seen
     assert got is not request
-    assert got.extensions == {"trace": "t1", "root_path": "/u/4/svc", "path_params": {"uid": 4}}
+    assert got.extensions == {
+        "trace": "t1",
+        "root_path": "/u/4/svc",
+        "path_params": {"uid": 4},
+        "route": "/u/{uid:int}/svc/*",  # the metrics' label: the mount's template
+    }
     assert (got.method, got.target, got.path, got.query) == (
         "PATCH",
         request.target,
@@ -417,7 +422,8 @@ async def test_any_service_can_be_mounted_and_gets_root_path_in_a_copy() -> None
         "q=1",
     )
     assert got.body is request.body and got.headers is request.headers
-    assert request.extensions == {"trace": "t1"}  # the caller's request is unchanged
+    # the caller's request gets only the route template (the server's metrics read it there)
+    assert request.extensions == {"trace": "t1", "route": "/u/{uid:int}/svc/*"}
 
 
 async def test_router_under_middleware_mounted_in_a_router() -> None:
