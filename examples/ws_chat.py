@@ -200,11 +200,12 @@ class ChatRoom:
         client, receiver = self.join()
         try:
             with client.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write, ws, client, receiver)
+                # The writer is a member of this connection's JoinSet: it shows under the
+                # connection in the admin's task tree, and leaving the block aborts it.
+                async with runtime.JoinSet[None]() as tasks:
+                    tasks.spawn(self._write, ws, client, receiver, name="ws-chat writer")
                     await self.say(_event("notice", f"{client.nick} joined"))
                     await self._read(ws, client)
-                    nursery.cancel_scope.cancel()
         finally:
             self.leave(client)
             with trio.CancelScope(shield=True):

@@ -18,6 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--chat-port", type=int, default=0, help="chat port; 0 picks one")
     demo.add_argument("--http-port", type=int, default=0, help="HTTP port; 0 picks one")
     demo.add_argument(
+        "--admin-port", type=int, default=0, help="admin port (metrics, tasks); 0 picks one"
+    )
+    demo.add_argument(
         "--grace", type=float, default=10.0, help="seconds to drain on shutdown (default 10)"
     )
     demo.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             args.port,
             chat_port=args.chat_port,
             http_port=args.http_port,
+            admin_port=args.admin_port,
             grace=args.grace,
         )
     return 2  # pragma: no cover - argparse rejects unknown commands

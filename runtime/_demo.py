@@ -1,12 +1,14 @@
 """The demo apps behind ``python -m runtime demo``: the echo, chat and HTTP examples together.
 
 Three servers, each on its own port (``--port``, ``--chat-port``, ``--http-port``; 0 picks
-one), and four lines, in this order::
+one), the admin endpoint on a fourth (``--admin-port``), and six lines, in this order::
 
     listening on tcp://127.0.0.1:PORT          (echo)
     also serving chat on tcp://127.0.0.1:PORT
     also serving http on http://127.0.0.1:PORT
     also serving ws-chat on http://127.0.0.1:PORT/chat   (the HTTP port)
+    admin on http://127.0.0.1:PORT             (/metrics, /ready, /tasks, the tree at /)
+      watch it live: python -m runtime top --admin 127.0.0.1:PORT
 
 The HTTP server answers ``GET /`` with ``Hello, world!`` (``examples/http_hello.py``) and
 serves the JSON API of ``examples/json_api.py`` mounted under ``/api``: ``GET /api/items``,
@@ -35,6 +37,7 @@ from types import ModuleType
 import trio
 
 from . import http
+from .admin import serve_admin
 from .net import ServerConfig, TcpListener, serve
 from .rt import RuntimeConfig, run
 
@@ -83,10 +86,14 @@ def http_app() -> http.Router:
 
 
 async def serve_demo(
-    host: str = "127.0.0.1", port: int = 0, chat_port: int = 0, http_port: int = 0
+    host: str = "127.0.0.1",
+    port: int = 0,
+    chat_port: int = 0,
+    http_port: int = 0,
+    admin_port: int = 0,
 ) -> None:
-    """Serve echo (on ``port``), chat (``chat_port``) and HTTP (``http_port``) until the
-    runtime shuts down."""
+    """Serve echo (on ``port``), chat (``chat_port``), HTTP (``http_port``) and the admin
+    endpoint (``admin_port``) until the runtime shuts down."""
     echo = load_example("echo_server")
     chat = load_example("chat_server")
     app = http_app()
@@ -116,10 +123,22 @@ async def serve_demo(
         web = _format_address(host, http_listener.port)
         print(f"also serving http on http://{web}", flush=True)
         print(f"also serving ws-chat on http://{web}/chat", flush=True)
+        # The admin port last: it drains after the others, so /ready says 503 meanwhile.
+        admin = await nursery.start(serve_admin, host, admin_port)
+        where = _format_address(host, admin.port)
+        print(f"admin on http://{where}", flush=True)
+        print(f"  watch it live: python -m runtime top --admin {where}", flush=True)
+        admin.set_ready()
 
 
 def run_demo(
-    host: str, port: int, *, chat_port: int = 0, http_port: int = 0, grace: float = 10.0
+    host: str,
+    port: int,
+    *,
+    chat_port: int = 0,
+    http_port: int = 0,
+    admin_port: int = 0,
+    grace: float = 10.0,
 ) -> int:
     """Run the demo until SIGINT/SIGTERM; return the process exit code."""
     try:
@@ -129,6 +148,7 @@ def run_demo(
             port,
             chat_port,
             http_port,
+            admin_port,
             config=RuntimeConfig(shutdown_grace=grace),
         )
     except OSError as exc:

@@ -24,6 +24,10 @@ LISTENING = re.compile(r"^listening on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 CHAT = re.compile(r"^also serving chat on tcp://(?P<host>[^:\s]+):(?P<port>\d+)$")
 HTTP = re.compile(r"^also serving http on http://(?P<host>[^:\s]+):(?P<port>\d+)$")
 WS_CHAT = re.compile(r"^also serving ws-chat on http://(?P<host>[^:\s]+):(?P<port>\d+)/chat$")
+ADMIN = re.compile(r"^admin on http://(?P<host>[^:\s]+):(?P<port>\d+)$")
+TOP = re.compile(
+    r"^  watch it live: python -m runtime top --admin (?P<host>[^:\s]+):(?P<port>\d+)$"
+)
 
 
 class Demo:
@@ -54,6 +58,14 @@ class Demo:
         assert ws_chat, f"unexpected fourth line {line!r}"
         # The chat is on the HTTP server's port, under /chat.
         assert (ws_chat["host"], int(ws_chat["port"])) == self.http_address
+        line = self.proc.stdout.readline().rstrip("\n")
+        admin = ADMIN.match(line)
+        assert admin, f"unexpected fifth line {line!r}"
+        self.admin_address = (admin["host"], int(admin["port"]))
+        line = self.proc.stdout.readline().rstrip("\n")
+        top = TOP.match(line)
+        assert top, f"unexpected sixth line {line!r}"
+        assert (top["host"], int(top["port"])) == self.admin_address
         if check_ready:
             # Not needed for the signals (every server registers its drain before the lines
             # go out: test_sigterm_right_after_the_lines_drains pins that), but a test that
@@ -130,7 +142,7 @@ def test_sigterm_right_after_the_lines_drains() -> None:
     d = Demo(check_ready=False)
     code, err = d.stop()
     assert code == 0, err
-    for name in ("echo", "chat", "http"):
+    for name in ("echo", "chat", "http", "admin"):
         assert f"{name}: drained" in err
     assert "0 tasks cancelled" in err
     assert "Traceback" not in err
@@ -343,3 +355,52 @@ async def test_ws_chat_on_the_http_port_under_chat(demo: Demo) -> None:
     assert "http: drained" in err
     assert "0 tasks cancelled" in err
     assert "Traceback" not in err
+
+
+def admin_get(demo: Demo, path: str) -> tuple[int, str, bytes]:
+    conn = http.client.HTTPConnection(*demo.admin_address, timeout=HANG_GUARD)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.getheader("content-type") or "", response.read()
+    finally:
+        conn.close()
+
+
+async def test_the_admin_port_shows_servers_connections_and_a_joinset(demo: Demo) -> None:
+    """/tasks of the live demo: the echo server's task with the echo connections under it,
+    and the ws-chat connection with its JoinSet member (the writer) under it."""
+    host, port = demo.http_address
+    with demo.connect() as one, demo.connect() as two, trio.fail_after(HANG_GUARD):
+        for sock in (one, two):
+            sock.sendall(b"hi\n")
+            assert recv_line(sock) == b"hi\n"
+        async with ws_connect(f"ws://{host}:{port}/chat/ws") as ws:
+            assert await next_event(ws) == {"type": "notice", "text": "guest1 joined"}
+            status, content_type, body = admin_get(demo, "/tasks")
+            assert (status, content_type) == (200, "application/json")
+            nodes = json.loads(body)["tasks"]
+            by_id = {n["id"]: n for n in nodes}
+            assert len(by_id) == len(nodes)
+            seen: set[int] = set()
+            for node in nodes:  # ids unique, every parent listed before its children
+                assert node["parent"] is None or node["parent"] in seen, node
+                seen.add(node["id"])
+            echo = [n for n in nodes if (n["detail"] or "").startswith("echo: peer")]
+            assert len(echo) == 2 and all(n["kind"] == "connection" for n in echo)
+            (echo_server,) = {n["parent"] for n in echo}
+            assert by_id[echo_server]["name"] == "runtime.net._server.serve"
+            (writer,) = [n for n in nodes if n["name"] == "ws-chat writer"]
+            assert writer["kind"] == "joinset"
+            owner = by_id[writer["parent"]]
+            assert owner["kind"] == "connection" and owner["detail"].startswith("http: peer")
+            status, _, body = admin_get(demo, f"/tasks/{writer['id']}/stack")
+            assert status == 200
+            assert "ChatRoom._write" in [f["function"] for f in json.loads(body)["frames"]]
+    assert admin_get(demo, "/ready")[::2] == (200, b"ready\n")
+    status, _, metrics = admin_get(demo, "/metrics")
+    assert status == 200
+    assert b'runtime_server_connections_total{outcome="accepted",server="echo"} 3.0' in metrics
+    code, err = demo.stop()
+    assert code == 0, err
+    assert "admin: drained" in err

@@ -187,6 +187,7 @@ class HttpServer:
             drain_reads=False,  # HTTP drains itself: finish the request, send Connection: close
             linger=self.config.linger,
             name=self.config.name,
+            drain_on_shutdown=self.config.drain_on_shutdown,
         )
         self.server: Server[Any] = Server(self._serve_connection, listeners, net_config, tls=tls)
         # Per-route figures for the runtime's metrics registry (None outside a runtime).

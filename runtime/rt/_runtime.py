@@ -175,10 +175,14 @@ class Runtime:
         )
 
     def task_ended(self, task: _Task) -> None:
-        """Registry callback: count what the shutdown drained and what it cancelled."""
+        """Registry callback: count what the shutdown drained and what it cancelled.
+
+        A task its owner aborted (``abort()``, a JoinSet leaving its block) ended by the
+        owner's own choice: it counts as drained. "Cancelled" means cut off by the shutdown.
+        """
         state = self._shutdown
         if state is not None:
-            if task.state.value == "cancelled":
+            if task.state.value == "cancelled" and not task.aborted:
                 state.cancelled_since += 1
             else:
                 state.finished_since += 1

@@ -105,6 +105,7 @@ class _Task:
         "parent_id",
         "registry",
         "scope",
+        "spawner",
         "started_at",
         "state",
         "trio_task",
@@ -124,6 +125,8 @@ class _Task:
         self.error: BaseException | None = None
         self.scope: trio.CancelScope | None = None
         self.trio_task: trio.lowlevel.Task | None = None
+        # The Trio task that called spawn: the task tree's parent (until this task ends).
+        self.spawner: trio.lowlevel.Task | None = _current_trio_task()
         self.aborted = False
         self.waiters: list[trio.lowlevel.Task] | None = None
         self.handle: Callable[[], JoinHandle[Any] | None] = _no_handle
@@ -290,7 +293,7 @@ def _finish(task: _Task) -> None:
     registry = task.registry
     task.ended_at = registry.now() if registry is not None else _now()
     task.scope = None
-    task.trio_task = None
+    task.trio_task = task.spawner = None
     if registry is not None:
         registry.remove(task)
     if task.joinset is not None:

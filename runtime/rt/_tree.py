@@ -5,8 +5,9 @@ names, ages and the task that spawned them. Trio knows every task and which nurs
 in (``Task.child_nurseries``, ``Nursery.child_tasks``). A snapshot walks Trio's tree from the
 runtime's root task and lays the registry's records over it:
 
-* a spawned task hangs under the task that spawned it (its logical parent), though Trio runs
-  it in the runtime's own nursery; a JoinSet member under the task that owns the set;
+* a spawned task hangs under the Trio task that called ``spawn`` while that one lives,
+  though Trio runs it in the runtime's own nursery; a JoinSet member under the task that
+  owns the set (whose nursery runs it);
 * any other Trio task (a plain nursery's child, a server's connection task) hangs under the
   nearest task above it in Trio's tree.
 
@@ -155,17 +156,21 @@ def task_tree(runtime: Runtime) -> list[TaskNode]:
     system = runtime._system_nursery
     nodes: dict[int, TaskNode] = {}
     order: list[int] = []
+    ids: dict[trio.lowlevel.Task, int] = {}
+    spawners: dict[int, trio.lowlevel.Task] = {}
 
     def visit(task: trio.lowlevel.Task, trio_parent: int | None, kind: str | None) -> None:
         record = spawned.get(task)
         if record is not None:
             node_id = record.id
-            parent = record.parent_id if record.parent_id in live else trio_parent
+            joinset = record.joinset is not None
+            if not joinset and record.spawner is not None:
+                spawners[node_id] = record.spawner  # resolved below, once all ids are known
             node = TaskNode(
                 node_id,
-                parent,
+                trio_parent,  # a JoinSet member's owner is the task whose nursery runs it
                 record.name,
-                "joinset" if record.joinset is not None else "task",
+                "joinset" if joinset else "task",
                 record.state.value,
                 now - record.started_at,
                 _waiting_in(task),
@@ -182,6 +187,7 @@ def task_tree(runtime: Runtime) -> list[TaskNode]:
                 node_id, trio_parent, name, plain_kind, "running", None, _waiting_in(task), detail
             )
         nodes[node_id] = node
+        ids[task] = node_id
         order.append(node_id)
         for nursery in task.child_nurseries:
             child_kind = "system" if nursery is system else None
@@ -191,6 +197,12 @@ def task_tree(runtime: Runtime) -> list[TaskNode]:
     visit(root, None, "root")
     root_id = order[0]
     nodes[root_id] = attrs.evolve(nodes[root_id], age=now - runtime._started_at)
+    for node_id, spawner in spawners.items():
+        # A spawned task runs in the runtime's nursery; it hangs under the task that spawned
+        # it while that one lives (else under the runtime).
+        spawner_id = ids.get(spawner, root_id)
+        if spawner_id != node_id:
+            nodes[node_id] = attrs.evolve(nodes[node_id], parent=spawner_id)
     children: dict[int | None, list[int]] = {}
     for node_id in order:
         parent = nodes[node_id].parent

@@ -66,7 +66,7 @@ async def test_spawned_joinset_and_nursery_tasks_hang_under_their_owners() -> No
         assert (members[0].waiting_in or "").endswith("<locals>.member")  # innermost, not Trio
         assert any(node.kind == "system" for node in tree)
         handle.abort()
-        rt.shutdown()
+        rt.cancel()  # the grandchild sleeps for ever: don't wait a grace for it
 
 
 async def test_ids_are_stable_and_ended_tasks_leave() -> None:
@@ -133,3 +133,31 @@ async def test_a_failing_describer_shows_its_error_as_the_detail() -> None:
         (node,) = [n for n in rt.task_tree() if n.kind == "odd"]
         assert node.detail == "<detail failed: ValueError('no')>"
         nursery.cancel_scope.cancel()
+
+
+async def test_a_task_spawned_from_a_plain_child_hangs_under_that_child() -> None:
+    ready = trio.Event()
+
+    async def plain() -> None:
+        runtime.spawn(trio.sleep_forever, name="from-plain")
+        async with runtime.JoinSet[None]() as members:
+            members.spawn(trio.sleep_forever, name="member-of-plain")
+            ready.set()
+            await members.join_all()
+
+    async def owner() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(plain, name="plain")
+
+    async with open_runtime() as rt:
+        handle = runtime.spawn(owner, name="owner")
+        await ready.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        tree = rt.task_tree()
+        check_shape(tree)
+        (plain_node,) = by_name(tree, "plain")
+        assert plain_node.parent == handle.id
+        # the spawn came from "plain", though the registry's context says "owner"
+        assert [n.parent for n in by_name(tree, "from-plain")] == [plain_node.id]
+        assert [n.parent for n in by_name(tree, "member-of-plain")] == [plain_node.id]
+        rt.cancel()
