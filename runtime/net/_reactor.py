@@ -43,7 +43,9 @@ import attrs
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
-from ..rt import Runtime, try_current
+from ..rt import Runtime, mark_wait_machinery, try_current
+
+mark_wait_machinery(__file__)  # the task tree shows who waits here, not these frames
 
 READ = 1
 WRITE = 2

@@ -27,6 +27,7 @@ from ._task import current_task_id as current_task_id
 from ._tree import StackFrame as StackFrame
 from ._tree import TaskNode as TaskNode
 from ._tree import describe_task_kind as describe_task_kind
+from ._tree import mark_wait_machinery as mark_wait_machinery
 
 __all__ = [
     "JoinError",
@@ -47,6 +48,7 @@ __all__ = [
     "current_task_id",
     "describe_task_kind",
     "main",
+    "mark_wait_machinery",
     "open_runtime",
     "run",
     "spawn",

@@ -38,10 +38,19 @@ if TYPE_CHECKING:
 _plain_ids: weakref.WeakKeyDictionary[trio.lowlevel.Task, int] = weakref.WeakKeyDictionary()
 _Detail = Callable[[FrameType], "str | None"]
 _kinds: dict[CodeType, tuple[str, _Detail | None, str | None]] = {}
-# Frames in these directories are the machinery of waiting, not where a task waits.
-_MACHINERY = tuple(
+# Frames in these directories and files are the machinery of waiting, not where a task
+# waits (startswith: a directory ends with the separator).
+_machinery: tuple[str, ...] = tuple(
     os.path.dirname(module.__file__) + os.sep for module in (trio, outcome) if module.__file__
 )
+
+
+def mark_wait_machinery(filename: str) -> None:
+    """Leave the frames of ``filename`` (a module's ``__file__``) out of ``waiting_in``:
+    they are how a task waits (a sleep's or a reactor's internals), not where."""
+    global _machinery
+    if filename not in _machinery:
+        _machinery = (*_machinery, filename)
 
 
 @attrs.frozen
@@ -120,7 +129,7 @@ def _frames(task: trio.lowlevel.Task) -> Iterator[tuple[FrameType, int]]:
 def _waiting_in(task: trio.lowlevel.Task) -> str | None:
     where = None
     for frame, _ in _frames(task):
-        if not frame.f_code.co_filename.startswith(_MACHINERY):
+        if not frame.f_code.co_filename.startswith(_machinery):
             where = frame.f_code.co_qualname
     return where
 

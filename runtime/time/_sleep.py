@@ -6,8 +6,11 @@ import math
 
 import trio
 
+from ..rt import mark_wait_machinery
 from ._driver import current_wheel
 from ._wheel import WheelCore, _Entry, cancel_entry
+
+mark_wait_machinery(__file__)  # the task tree shows who waits here, not these frames
 
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
