@@ -68,6 +68,7 @@ async def check_the_pool(example: ModuleType, rt: runtime.Runtime) -> None:
     assert sorted(n.name for n in jobs) == ["job 1", "job 2", "job 3", "job 4"]
     assert {n.parent for n in jobs} == {pool_node.id}
     assert {n.waiting_in for n in jobs} == {"JobQueue.run"}  # where, not the sleep's insides
+    assert (pool_node.kind, pool_node.waiting_in) == ("task", "JoinSet.join_next")  # as shown
     text = generate_latest(registry()).decode()
     assert 'runtime_channel_buffered{channel="jobs",kind="mpsc"} 2.0' in text
     await runtime.time.sleep(2.5)
@@ -126,7 +127,9 @@ def test_the_script_serves_the_api_and_admin_and_drains_the_queue_on_sigterm() -
             assert match
             ports.append(int(match[1]))
         api, admin = ports
-        for _ in range(3):
+        # what docs/tutorial/watch-a-server.md shows
+        assert get(api, "POST", "/jobs", {"seconds": 0.5}) == (202, b'{"id":1,"state":"queued"}')
+        for _ in range(2):
             assert get(api, "POST", "/jobs", {"seconds": 0.5})[0] == 202
         assert get(admin, "GET", "/ready") == (200, b"ready\n")
         status, body = get(admin, "GET", "/metrics")
