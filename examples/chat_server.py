@@ -61,7 +61,7 @@ class ChatRoom:
     """
 
     def __init__(self, backlog: int = 64, max_line: int = 1024, send_buffer: int = 32768):
-        self.sender, first = broadcast.channel[Message](backlog)
+        self.sender, first = broadcast.channel[Message](backlog, name="chat")
         first.close()  # subscribers come and go with clients
         self.backlog = backlog
         self.max_line = max_line

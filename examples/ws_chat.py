@@ -148,7 +148,7 @@ class ChatRoom:
     """
 
     def __init__(self, backlog: int = 64, max_message: int = 4096, send_timeout: float = 10.0):
-        self.sender, first = broadcast.channel[Message](backlog)
+        self.sender, first = broadcast.channel[Message](backlog, name="ws-chat")
         first.close()  # subscribers come and go with clients
         self.backlog = backlog
         self.config = WebSocketConfig(max_message_size=max_message, send_timeout=send_timeout)

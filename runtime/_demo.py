@@ -38,8 +38,10 @@ import trio
 
 from . import http
 from .admin import serve_admin
+from .metrics import MetricsLayer
 from .net import ServerConfig, TcpListener, serve
 from .rt import RuntimeConfig, run
+from .service import ServiceBuilder
 
 logger = logging.getLogger("runtime.demo")
 
@@ -74,12 +76,14 @@ def _format_address(host: str, port: int) -> str:
 
 def http_app() -> http.Router:
     """The demo's HTTP app: the hello route at ``/``, the JSON API under ``/api`` and the
-    WebSocket chat under ``/chat``."""
+    WebSocket chat under ``/chat``. Build it inside the runtime (its MetricsLayer records
+    into the runtime's registry)."""
     hello = load_example("http_hello")
     json_api = load_example("json_api")
     ws_chat = load_example("ws_chat")
     router = http.Router()
-    router.get("/")(hello.hello)
+    # The greeting through a MetricsLayer: runtime_service_requests_total{service="hello"}.
+    router.route("GET", "/", ServiceBuilder().layer(MetricsLayer("hello")).service_fn(hello.hello))
     router.mount("/api", json_api.make_app())
     router.mount("/chat", ws_chat.make_app())
     return router

@@ -404,3 +404,76 @@ async def test_the_admin_port_shows_servers_connections_and_a_joinset(demo: Demo
     code, err = demo.stop()
     assert code == 0, err
     assert "admin: drained" in err
+
+
+def test_the_admin_metrics_have_every_family_after_a_scripted_load(demo: Demo) -> None:
+    """prometheus-client's own parser reads /metrics of the live demo after some traffic on
+    every server; each family of the admin issue is there, with values that fit the load."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with demo.connect() as sock:
+        for n in range(3):
+            sock.sendall(f"line {n}\n".encode())
+            assert recv_line(sock) == f"line {n}\n".encode()
+    with demo.connect_chat() as sock:
+        sock.sendall(b"hello room\n")
+        assert b"joined" in recv_line(sock)
+    conn = demo.connect_http()
+    try:
+        for _ in range(4):
+            assert http_call(conn, "GET", "/")[0] == 200
+        assert http_call(conn, "POST", "/api/items", {"name": "pen", "price": 2})[0] == 201
+        assert http_call(conn, "GET", "/api/items/1")[0] == 200
+        assert http_call(conn, "GET", "/no/such/page")[0] == 404
+    finally:
+        conn.close()
+    status, content_type, body = admin_get(demo, "/metrics")
+    assert status == 200 and content_type.startswith("text/plain")
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    families = set()
+    for family in text_string_to_metric_families(body.decode()):
+        families.add(family.name)
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+
+    def at(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    assert {
+        "runtime_tasks_alive",
+        "runtime_tasks_spawned",
+        "runtime_tasks_ended",
+        "runtime_timers_pending",
+        "runtime_timers_fired",
+        "runtime_timer_lag_seconds",
+        "runtime_reactor_registered_fds",
+        "runtime_reactor_wakeups",
+        "runtime_reactor_events_per_wakeup",
+        "runtime_channel_buffered",
+        "runtime_channel_capacity",
+        "runtime_server_connections_active",
+        "runtime_server_connections",
+        "runtime_http_requests",
+        "runtime_http_request_duration_seconds",
+        "runtime_service_requests",
+        "runtime_service_request_duration_seconds",
+    } <= families
+    # ready? (1) + the three lines' connection = 2 accepted by echo, none active now or soon
+    assert at("runtime_server_connections_total", server="echo", outcome="accepted") == 2
+    assert at("runtime_server_connections_total", server="echo", outcome="errored") == 0
+    assert at("runtime_channel_capacity", channel="chat", kind="broadcast") > 0
+    assert at("runtime_channel_capacity", channel="ws-chat", kind="broadcast") > 0
+    get_root = {"server": "http", "route": "/", "method": "GET", "status": "200"}
+    assert at("runtime_http_requests_total", **get_root) == 4
+    item = {"server": "http", "route": "/api/items/{id:int}", "method": "GET", "status": "200"}
+    assert at("runtime_http_requests_total", **item) == 1
+    missing = {"server": "http", "route": "<unmatched>", "method": "GET", "status": "404"}
+    assert at("runtime_http_requests_total", **missing) == 1
+    assert at("runtime_http_request_duration_seconds_count", server="http", route="/") == 4
+    assert at("runtime_service_requests_total", service="hello") == 4
+    assert at("runtime_service_errors_total", service="hello") == 0
+    assert at("runtime_reactor_registered_fds") >= 1  # this scrape's own connection
+    assert at("runtime_timer_lag_seconds") >= 0
+    assert at("runtime_tasks_ended_total", state="failed") == 0
+    code, err = demo.stop()
+    assert code == 0, err
