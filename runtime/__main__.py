@@ -24,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=10.0, help="seconds to drain on shutdown (default 10)"
     )
     demo.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    proxy = sub.add_parser("proxy", help="run the reverse proxy from a TOML config")
+    proxy.add_argument("--config", required=True, help="the proxy's TOML config file")
+    proxy.add_argument("--check", action="store_true", help="validate the config and exit")
+    proxy.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
 
@@ -44,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             admin_port=args.admin_port,
             grace=args.grace,
         )
+    if args.command == "proxy":
+        from .proxy import run_proxy
+
+        return run_proxy(args.config, check=args.check)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

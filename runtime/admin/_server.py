@@ -14,13 +14,14 @@ import importlib
 import ipaddress
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import trio
 from prometheus_client.exposition import choose_encoder
 
-from ..http import HttpConfig, HttpServer, Request, Response, Router
+from ..http import Handler, HttpConfig, HttpServer, Request, Response, Router
 from ..metrics import registry
 from ..net import TcpListener, servers
 from ..rt import Runtime, current
@@ -118,7 +119,7 @@ class AdminServer:
         await rt.shutdown_requested()
         http = self.http
         assert http is not None
-        while any(server is not http.server for server in servers()):
+        while any(server is not http.server for server in servers(rt)):
             await sleep(_LAST_SERVER_POLL)
         http.drain()
 
@@ -141,6 +142,7 @@ async def serve_admin(
     port: int = 0,
     *,
     ready: bool = False,
+    extra_routes: Sequence[tuple[str, Handler]] = (),
     task_status: trio.TaskStatus[AdminServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the running runtime's admin endpoint on ``host:port`` until the runtime shuts
@@ -163,6 +165,8 @@ async def serve_admin(
             warning, since ``/tasks`` shows code paths and peers' addresses.
         port: Port; 0 picks a free one (see :attr:`AdminServer.port`).
         ready: Start ready (for an app with nothing to warm up).
+        extra_routes: More ``GET`` routes of the application's own, as ``(pattern,
+            handler)`` pairs (the proxy adds ``/config``).
         task_status: Reports the :class:`AdminServer` once it accepts connections.
 
     Raises:
@@ -177,8 +181,11 @@ async def serve_admin(
             "admin endpoint on %s, not loopback: /tasks shows code and peers; firewall it",
             admin.url,
         )
+    router = admin.router()
+    for pattern, handler in extra_routes:
+        router.get(pattern)(handler)
     http = admin.http = HttpServer(
-        admin.router(),
+        router,
         [listener],
         HttpConfig(name="admin", drain_on_shutdown=False, request_timeout=10.0),
     )

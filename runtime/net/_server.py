@@ -50,7 +50,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 import trio
 
-from ..rt import _scope, describe_task_kind, try_current
+from ..rt import Runtime, _scope, describe_task_kind, try_current
 from ..sync import CancellationToken
 from ..time import IdleDeadline, sleep
 from ._listener import RESOURCE_ACCEPT_ERRORS, TRANSIENT_ACCEPT_ERRORS
@@ -212,6 +212,7 @@ class Server(Generic[C]):
         self._idle = trio.Event()
         self._idle.set()
         self._connections: set[Connection] = set()
+        self._runtime: Runtime | None = None  # the runtime it serves in, once serving
 
     def statistics(self) -> ServerStatistics:
         """A snapshot of the counters."""
@@ -263,6 +264,7 @@ class Server(Generic[C]):
         rt = try_current() if self.config.drain_on_shutdown else None
         unregister = rt.on_shutdown(self.drain) if rt is not None else None
         _serving.add(self)
+        self._runtime = try_current()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -515,10 +517,12 @@ def _peer(connection: Connection) -> str:
 _serving: weakref.WeakSet[Server[Any]] = weakref.WeakSet()
 
 
-def servers() -> list[Server[Any]]:
+def servers(runtime: Runtime | None = None) -> list[Server[Any]]:
     """The Servers of this process that are serving now (inside ``serve()``), for the
-    metrics to read their ``statistics()``."""
-    return list(_serving)
+    metrics to read their ``statistics()``; only those serving in ``runtime`` if given."""
+    if runtime is None:
+        return list(_serving)
+    return [server for server in _serving if server._runtime is runtime]
 
 
 def _connection_detail(frame: FrameType) -> str | None:

@@ -14,8 +14,11 @@ time constant), except that a sample *above* the estimate replaces it at once (t
 it reacts to a slowdown immediately and forgets it slowly. The default RTT is only a guess
 for an endpoint never measured: its first sample replaces it. An estimate that gets no samples
 fades towards zero, so an endpoint that was slow once gets tried again instead of being
-starved forever. Only successful calls are samples: a fast failure would make a broken
-endpoint look attractive (pair Balance with a CircuitBreaker per endpoint for failures).
+starved forever. Only successful calls are RTT samples: a fast failure would make a broken
+endpoint look attractive. A failed call instead leaves a peak of ``failure_rtt`` (1 s by
+default), and a cancelled one (a per-try timeout above) a peak of the time it took, so
+retries go elsewhere while the estimate fades; pair Balance with a
+CircuitBreaker per endpoint to stop sending to an endpoint that keeps failing.
 
 **When nothing is ready** (or there are no endpoints yet), a call waits: on the less loaded of
 two endpoints' ``ready()``, or for the first insert. Any change to the endpoint set wakes the
@@ -106,6 +109,15 @@ class Load(abc.ABC):
         """A call to ``endpoint`` succeeded after ``rtt`` seconds. Default: nothing to learn."""
         return None
 
+    def observe_failure(self, endpoint: Endpoint[Any, Any, Any], now: float) -> None:
+        """A call to ``endpoint`` raised. Default: nothing to learn."""
+        return None
+
+    def observe_cancelled(self, endpoint: Endpoint[Any, Any, Any], rtt: float, now: float) -> None:
+        """A call to ``endpoint`` was cancelled after ``rtt`` seconds (a timeout above, or
+        the caller gone): it took at least that long. Default: nothing to learn."""
+        return None
+
 
 @attrs.frozen
 class PendingRequests(Load):
@@ -125,10 +137,15 @@ class PeakEwma(Load):
             flooded.
         decay: Time constant of the average and of the fading, seconds. Default 10: an
             endpoint's estimate follows its recent behaviour over about ten seconds.
+        failure_rtt: The estimate a failed call leaves at least, seconds (a peak, fading
+            like any other). Default 1.0. A call that fails fast (a refused connect) is no
+            sign of speed: without this, an endpoint that fails at once would look the
+            lightest and draw every request until its circuit breaker opened.
     """
 
     default_rtt: float = attrs.field(default=0.03, validator=positive)
     decay: float = attrs.field(default=10.0, validator=positive)
+    failure_rtt: float = attrs.field(default=1.0, validator=positive)
 
     def initial_rtt(self) -> float:
         return self.default_rtt
@@ -148,6 +165,17 @@ class PeakEwma(Load):
             current = endpoint.rtt * kept
             endpoint.rtt = rtt if rtt > current else current + (rtt - current) * (1.0 - kept)
         endpoint.stamp = now
+
+    def observe_failure(self, endpoint: Endpoint[Any, Any, Any], now: float) -> None:
+        endpoint.rtt = max(self.estimate(endpoint, now), self.failure_rtt)
+        endpoint.stamp = now
+
+    def observe_cancelled(self, endpoint: Endpoint[Any, Any, Any], rtt: float, now: float) -> None:
+        # a lower bound of the real RTT: a peak if it is above the estimate, else nothing
+        estimate = self.estimate(endpoint, now)
+        if rtt > estimate:
+            endpoint.rtt = rtt
+            endpoint.stamp = now
 
 
 @attrs.frozen
@@ -352,6 +380,13 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
         start = _now()
         try:
             response = await call(request)
+        except Exception:
+            self.load.observe_failure(endpoint, _now())
+            raise
+        except trio.Cancelled:  # a per-try timeout above: the endpoint was that slow at least
+            now = _now()
+            self.load.observe_cancelled(endpoint, now - start, now)
+            raise
         finally:
             endpoint.pending -= 1
         now = _now()

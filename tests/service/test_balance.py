@@ -271,17 +271,37 @@ async def test_insert_replaces_and_remove_is_idempotent(autojump_clock: trio.abc
     assert "a" not in balance
 
 
-async def test_failures_are_not_rtt_samples(autojump_clock: trio.abc.Clock) -> None:
+async def test_a_failure_is_a_peak_of_failure_rtt_not_a_fast_sample(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     async def fails(request: Any) -> Any:
         raise ConnectionRefusedError
 
-    balance: Balance[str, Any, Any] = Balance(load=PeakEwma(default_rtt=0.5))
+    balance: Balance[str, Any, Any] = Balance(load=PeakEwma(default_rtt=0.5, failure_rtt=2.0))
     balance.insert("broken", service_fn(fails))
     with pytest.raises(ConnectionRefusedError):
         await balance("x")
     (stats,) = balance.statistics().endpoints
     assert stats.pending == 0
-    assert stats.load == pytest.approx(0.5)
+    assert stats.load == pytest.approx(2.0)  # not the near-zero time the failure took
+
+
+async def test_retries_after_a_fast_failure_go_to_the_other_endpoint(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """An endpoint that refuses at once must not stay the lightest (the oldest, never
+    sampled, fades lowest): its failure pushes it away, so the next call goes elsewhere."""
+
+    async def fails(request: Any) -> Any:
+        raise ConnectionRefusedError
+
+    balance: Balance[str, Any, Any] = Balance(load=PeakEwma())
+    balance.insert("broken", service_fn(fails))  # inserted first: the lowest faded guess
+    await trio.sleep(1)
+    balance.insert("fine", service_fn(_echo))
+    with pytest.raises(ConnectionRefusedError):
+        await balance("x")
+    assert [await balance(n) for n in range(5)] == list(range(5))
 
 
 async def test_peak_ewma_reacts_to_peaks_at_once_and_forgets_slowly() -> None:

@@ -1,0 +1,472 @@
+"""The proxy: routes, upstream pools and the stack of layers between them.
+
+A request is matched to a route (listener, host, path prefix, method, in file order), then
+goes down that route's stack, each piece one of this project's own Services::
+
+    LoadShed                  503 + Retry-After when the route is at max_concurrency
+      ConcurrencyLimit        max_concurrency requests in flight
+        Timeout               the route's timeout, every try included: then 504
+          Retry               idempotent methods (or retry_non_idempotent), a shared Budget,
+                              jittered Backoff; connect errors, resets before the response
+                              head, per-try timeouts
+            Timeout           per_try_timeout
+              ReadyNow        no endpoint ready (all ejected): 503 at once, nothing sent
+                Balance       p2c over PeakEWMA
+                  CircuitBreaker    per endpoint: eject after failure_threshold failures
+                    Exchange        one request to one endpoint over the pooled Client
+
+An exchange runs in a task of the proxy's own nursery: it sends the request, reports the
+response head, then pumps the body into a bounded channel that the downstream response reads.
+When the client goes away (or the body is done) the downstream closes its end, which cancels
+the exchange. An upstream that dies mid-body makes the downstream body fail, and the server
+then aborts the response instead of ending it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import outcome
+import trio
+
+from ..http import (
+    Body,
+    Client,
+    ClientError,
+    ConnectError,
+    Headers,
+    Request,
+    Response,
+)
+from ..net import TcpConnector
+from ..net.abc import Connection, format_address
+from ..service import (
+    Backoff,
+    Balance,
+    Budget,
+    BudgetExhausted,
+    CircuitBreaker,
+    CircuitOpen,
+    ConsecutiveFailures,
+    Elapsed,
+    Overloaded,
+    PeakEwma,
+    Service,
+    ServiceBuilder,
+)
+from ..sync import EndOfChannel, mpsc
+from ..time import move_on_after
+from ._config import IDEMPOTENT, ProxyConfig, RouteConfig, UpstreamConfig, parse_address
+from ._headers import end_to_end, forwarded, request_id
+
+logger = logging.getLogger("runtime.proxy")
+access_logger = logging.getLogger("runtime.proxy.access")
+
+_RELAY_DEPTH = 4  # body chunks in flight between an exchange and its downstream response
+
+
+class NoEndpoint(Exception):
+    """No endpoint of the upstream is ready (none known, or every one ejected)."""
+
+
+class UpstreamBroken(Exception):
+    """The upstream failed after the response head: the downstream response is aborted."""
+
+
+@attrs.define(eq=False)
+class ProxyRequest:
+    """One request on its way to an upstream.
+
+    ``body`` is bytes when it can be sent again (``replayable``), else the client's stream.
+    """
+
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes | Body
+    replayable: bool
+    route: RouteConfig
+    tries: int = 0
+    endpoint: str = ""
+
+
+@attrs.define(eq=False)
+class UpstreamReply:
+    """An upstream's response head, with its body still streaming."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: _Relay
+    endpoint: str
+
+
+class _Relay:
+    """The downstream side of an exchange's body: chunks from a bounded channel.
+
+    ``aclose()`` (the server calls it when the response is done or the client is gone)
+    cancels the exchange.
+    """
+
+    def __init__(self, receiver: mpsc.Receiver[bytes | BaseException], scope: trio.CancelScope):
+        self._receiver = receiver
+        self._scope = scope
+
+    def __aiter__(self) -> _Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            item = await self._receiver.recv()
+        except EndOfChannel:
+            raise StopAsyncIteration from None
+        if isinstance(item, BaseException):
+            raise UpstreamBroken(f"the upstream failed mid-body: {item!r}") from item
+        return item
+
+    async def aclose(self) -> None:
+        self._scope.cancel()
+        self._receiver.close()
+
+
+class _FixedConnector:
+    """Connects to one endpoint whatever host the URL names (the URL's host is what TLS
+    verifies: the upstream's server_name)."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self._host, self._port = host, port
+        self._tcp = TcpConnector(connect_timeout=timeout)
+
+    async def connect(self, host: str, port: int) -> Connection:
+        return await self._tcp.connect(self._host, self._port)
+
+
+class Exchange(Service[ProxyRequest, UpstreamReply]):
+    """Sends requests to one endpoint, over a pooled Client of its own."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        upstream: UpstreamConfig,
+        nursery: trio.Nursery,
+        ssl_context: ssl.SSLContext | None,
+        server_name: str | None,
+    ) -> None:
+        host, port = address
+        self.key = format_address(address)
+        self._nursery = nursery
+        scheme = "https" if upstream.tls else "http"
+        name = server_name or host
+        name = f"[{name}]" if ":" in name else name
+        self._base = f"{scheme}://{name}:{port}"
+        self.client = Client(
+            connector=_FixedConnector(host, port, upstream.connect_timeout),
+            ssl_context=ssl_context,
+            connect_timeout=upstream.connect_timeout,
+            read_timeout=3600.0,  # the route's deadlines govern; the body has the client's pace
+            write_timeout=3600.0,
+            pool_timeout=upstream.connect_timeout,
+            max_connections_per_origin=upstream.max_connections_per_endpoint,
+            max_response_bytes=1 << 62,
+        )
+
+    async def __call__(self, request: ProxyRequest) -> UpstreamReply:
+        reply: UpstreamReply = await self._nursery.start(self._exchange, request)
+        return reply
+
+    async def _exchange(
+        self, request: ProxyRequest, *, task_status: trio.TaskStatus[UpstreamReply]
+    ) -> None:
+        request.tries += 1
+        request.endpoint = self.key
+        body: bytes | Body = request.body
+        sender, receiver = mpsc.channel[bytes | BaseException](_RELAY_DEPTH)
+        with trio.CancelScope() as scope, sender:
+            async with self.client.stream(
+                request.method,
+                self._base + request.target,
+                headers=request.headers,
+                body=body,
+            ) as response:
+                assert isinstance(response.body, Body)
+                task_status.started(
+                    UpstreamReply(
+                        response.status,
+                        response.reason,
+                        response.headers,
+                        _Relay(receiver, scope),
+                        self.key,
+                    )
+                )
+                try:
+                    async for chunk in response.body:
+                        await sender.send(chunk)
+                except (ClientError, trio.BrokenResourceError, OSError) as exc:
+                    await sender.send(exc)  # the downstream aborts its response
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _upstream_failure(result: outcome.Outcome[UpstreamReply]) -> bool:
+    """Failure accrual counts errors and 5xx answers (502, 503, 504: a sick endpoint)."""
+    if isinstance(result, outcome.Error):
+        return not isinstance(result.error, Overloaded | CircuitOpen)
+    assert isinstance(result, outcome.Value)
+    reply: UpstreamReply = result.value
+    return reply.status in (502, 503, 504)
+
+
+class ReadyNow(Service[ProxyRequest, UpstreamReply]):
+    """One try: send to a ready endpoint now, within the route's per-try timeout, or fail
+    with :class:`NoEndpoint` (all ejected: no connect attempt, no waiting).
+
+    The per-try deadline is applied here, per call, not by a Timeout layer: under the
+    route's reservation (LoadShed above) Retry makes every try through one reserved call,
+    and a Timeout's reservation would cover all the tries together.
+    """
+
+    def __init__(self, balance: Balance[str, ProxyRequest, UpstreamReply], name: str) -> None:
+        self.balance = balance
+        self.name = name
+
+    async def __call__(self, request: ProxyRequest) -> UpstreamReply:
+        per_try = request.route.per_try_timeout
+        if per_try is None:
+            return await self._try(request)
+        with move_on_after(per_try):
+            return await self._try(request)
+        raise Elapsed(f"no response head within the per-try timeout of {per_try:g} s")
+
+    async def _try(self, request: ProxyRequest) -> UpstreamReply:
+        try:
+            with self.balance.ready_nowait() as call:
+                return await call(request)
+        except trio.WouldBlock:
+            raise NoEndpoint(f"upstream {self.name!r} has no ready endpoint") from None
+
+
+_RETRYABLE = (ConnectError, ClientError, Elapsed, NoEndpoint, trio.BrokenResourceError, OSError)
+
+
+@attrs.frozen
+class RoutePolicy:
+    """Retry connect errors, resets before the head and per-try timeouts, up to
+    ``attempts`` tries, for requests whose body can be sent again."""
+
+    attempts: int
+
+    def retry(self, request: ProxyRequest, result: outcome.Outcome[Any], attempt: int) -> bool:
+        if attempt >= self.attempts or not request.replayable:
+            return False
+        return isinstance(result, outcome.Error) and isinstance(result.error, _RETRYABLE)
+
+    def clone_request(self, request: ProxyRequest) -> ProxyRequest | None:
+        return request if request.replayable else None
+
+
+class Upstream:
+    """One ``[[upstreams]]`` pool: its endpoints, each behind a CircuitBreaker, in a Balance."""
+
+    def __init__(self, config: UpstreamConfig, nursery: trio.Nursery) -> None:
+        self.config = config
+        self.name = config.name
+        self._nursery = nursery
+        self.balance: Balance[str, ProxyRequest, UpstreamReply] = Balance(load=PeakEwma())
+        self.exchanges: dict[str, Exchange] = {}
+        self.ready_now = ReadyNow(self.balance, config.name)
+        self._ssl = self._ssl_context() if config.tls else None
+        for endpoint in config.endpoints:
+            self.add(parse_address(endpoint))
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.config.ca_file)
+        return context  # verified: CERT_REQUIRED and check_hostname, as the default is
+
+    def add(self, address: tuple[str, int]) -> None:
+        exchange = Exchange(
+            address, self.config, self._nursery, self._ssl, self.config.server_name
+        )
+        breaker = CircuitBreaker(
+            exchange,
+            accrual=ConsecutiveFailures(self.config.failure_threshold),
+            min_penalty=self.config.min_penalty,
+            max_penalty=self.config.max_penalty,
+            is_failure=_upstream_failure,
+        )
+        self.exchanges[exchange.key] = exchange
+        self.balance.insert(exchange.key, breaker)
+
+    def remove(self, key: str) -> None:
+        """Stop sending new requests to ``key``; requests in flight finish."""
+        self.balance.remove(key)
+        self.exchanges.pop(key, None)
+
+    async def aclose(self) -> None:
+        for exchange in list(self.exchanges.values()):
+            await exchange.aclose()
+
+
+class Route:
+    """One ``[[routes]]`` entry: its match and its stack of layers."""
+
+    def __init__(self, config: RouteConfig, upstream: Upstream, budget: Budget) -> None:
+        self.config = config
+        self.upstream = upstream
+        builder = ServiceBuilder().load_shed().concurrency_limit(config.max_concurrency)
+        builder = builder.timeout(config.timeout)
+        if config.retries:
+            builder = builder.retry(
+                RoutePolicy(config.retries + 1),
+                backoff=Backoff(initial=0.025, maximum=1.0),
+                budget=budget,
+            )
+        self.service: Service[ProxyRequest, UpstreamReply] = builder.service(upstream.ready_now)
+
+    def matches(self, listener: str, host: str | None, path: str, method: str) -> bool:
+        config = self.config
+        if config.listener != listener or not path.startswith(config.path_prefix):
+            return False
+        if config.methods is not None and method not in config.methods:
+            return False
+        return config.host is None or config.host == host
+
+
+def _host_without_port(value: str | None) -> str | None:
+    if not value:
+        return None
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def _error(status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
+    return Response.text(f"{message}\n", status, headers=[*headers, ("x-proxy-error", "1")])
+
+
+class Proxy:
+    """Routes and pools built from one config; :meth:`handler` answers one listener."""
+
+    def __init__(self, config: ProxyConfig, nursery: trio.Nursery) -> None:
+        self.config = config
+        self.budget = Budget()  # 20% of requests + 10/s over 10 s, shared by every route
+        self.upstreams = {u.name: Upstream(u, nursery) for u in config.upstreams}
+        self.routes = [Route(r, self.upstreams[r.upstream], self.budget) for r in config.routes]
+
+    def handler(self, listener: str, scheme: str) -> Any:
+        async def handle(request: Request) -> Response:
+            return await self.forward(listener, scheme, request)
+
+        return handle
+
+    def route_for(self, listener: str, request: Request) -> Route | None:
+        host = _host_without_port(request.headers.get("host"))
+        for route in self.routes:
+            if route.matches(listener, host, request.path, request.method):
+                return route
+        return None
+
+    async def forward(self, listener: str, scheme: str, request: Request) -> Response:
+        started = time.monotonic()
+        rid = request_id(request.headers)
+        route = self.route_for(listener, request)
+        if route is None:
+            response = _error(404, "no route for this request")
+            self._log(request, None, response, started, rid, None)
+            return response
+        proxied = await self._prepare(request, route, scheme, rid)
+        reply: UpstreamReply | None = None
+        try:
+            reply = await route.service(proxied)
+        except Overloaded:
+            response = _error(503, "the route is at its concurrency limit", [("retry-after", "1")])
+        except Elapsed:
+            response = _error(504, f"no response within the route's {route.config.timeout:g} s")
+        except NoEndpoint as exc:
+            response = _error(503, str(exc), [("retry-after", "1")])
+        except (BudgetExhausted, ClientError, trio.BrokenResourceError, OSError) as exc:
+            cause = exc.__cause__ if isinstance(exc, BudgetExhausted) else exc
+            response = _error(502, f"the upstream failed: {type(cause).__name__}")
+        else:
+            response = Response(
+                reply.status,
+                Headers(end_to_end(reply.headers)),
+                reply.body,
+                reply.reason,
+            )
+            response.headers.set("x-request-id", rid)
+        self._log(request, route, response, started, rid, proxied)
+        return response
+
+    async def _prepare(
+        self, request: Request, route: RouteConfig | Route, scheme: str, rid: str
+    ) -> ProxyRequest:
+        config = route.config if isinstance(route, Route) else route
+        length = request.body.length
+        idempotent = request.method in IDEMPOTENT or config.retry_non_idempotent
+        body: bytes | Body
+        if length == 0:
+            body, replayable = b"", idempotent
+        elif idempotent and length is not None and length <= config.max_retry_body:
+            body, replayable = await request.body.read(config.max_retry_body), True
+        else:
+            body, replayable = request.body, False
+        peer = request.peer_address
+        peer_host = peer[0] if isinstance(peer, tuple) else None
+        headers = forwarded(
+            end_to_end(request.headers),
+            peer=peer_host,
+            scheme=scheme,
+            host=request.headers.get("host"),
+            rid=rid,
+        )
+        if isinstance(body, Body) and length is not None:
+            headers.append(("content-length", str(length)))
+        return ProxyRequest(request.method, request.target, headers, body, replayable, config)
+
+    def _log(
+        self,
+        request: Request,
+        route: Route | None,
+        response: Response,
+        started: float,
+        rid: str,
+        proxied: ProxyRequest | None,
+    ) -> None:
+        if not self.config.access_log or not access_logger.isEnabledFor(logging.INFO):
+            return
+        record = {
+            "request_id": rid,
+            "method": request.method,
+            "target": request.target,
+            "route": None if route is None else route.config.path_prefix,
+            "upstream": None if route is None else route.upstream.name,
+            "endpoint": proxied.endpoint if proxied is not None else None,
+            "status": response.status,
+            "tries": proxied.tries if proxied is not None else 0,
+            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+        }
+        access_logger.info(json.dumps(record, separators=(",", ":")))
+
+    async def aclose(self) -> None:
+        for upstream in self.upstreams.values():
+            await upstream.aclose()
+
+
+__all__ = [
+    "Exchange",
+    "NoEndpoint",
+    "Proxy",
+    "ProxyRequest",
+    "Route",
+    "RoutePolicy",
+    "Upstream",
+    "UpstreamBroken",
+    "UpstreamReply",
+]
