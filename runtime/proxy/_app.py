@@ -27,6 +27,7 @@ from ..net import TcpListener, server_ssl_context
 from ..rt import current
 from ..service import DnsDiscover
 from ..service.discover import Address, Resolver
+from ..sync import CancellationToken
 from ..time import sleep
 from ._config import ConfigError, ProxyConfig, load_config, parse_address, redacted
 from ._proxy import Proxy, Upstream
@@ -51,6 +52,7 @@ class ProxyApp:
         self.servers: list[HttpServer] = []
         self.ports: dict[str, int] = {}  # listener name: the port it got
         self.admin_url = ""
+        self.stopping = CancellationToken()  # cancelled at shutdown: background tasks end
 
     def handler(self, listener: str, scheme: str) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -90,16 +92,18 @@ class ProxyApp:
         self.config = new
         self.reloads += 1
         self.start_discovery()
-        self._nursery.start_soon(_close_later, old)
+        self._nursery.start_soon(_close_later, old, self.stopping)
         logger.info(
             "reloaded %s: %d routes, %d upstreams", self.path, len(new.routes), len(new.upstreams)
         )
         return True
 
 
-async def _close_later(old: Proxy) -> None:
-    """Close the replaced pools once the requests they took have had their route's time."""
-    await sleep(max((r.timeout for r in old.config.routes), default=0.0) + 1.0)
+async def _close_later(old: Proxy, stopping: CancellationToken) -> None:
+    """Close the replaced pools once the requests they took have had their route's time
+    (at once if the proxy shuts down first)."""
+    with stopping.scope():
+        await sleep(max((r.timeout for r in old.config.routes), default=0.0) + 1.0)
     await old.aclose()
 
 
@@ -222,6 +226,7 @@ async def serve_proxy(
             await current().shutdown_requested()
         finally:
             reloads.cancel()
+            app.stopping.cancel()
             if app._discovery is not None:
                 app._discovery.cancel()
         # the servers drain on the shutdown by themselves; the nursery waits for them

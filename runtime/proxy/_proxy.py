@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import h11
 import outcome
 import trio
 
@@ -43,8 +44,9 @@ from ..http import (
     Headers,
     Request,
     Response,
+    UpgradedConnection,
 )
-from ..net import TcpConnector
+from ..net import TcpConnector, TlsConnector
 from ..net.abc import Connection, format_address
 from ..service import (
     Backoff,
@@ -69,10 +71,15 @@ logger = logging.getLogger("runtime.proxy")
 access_logger = logging.getLogger("runtime.proxy.access")
 
 _RELAY_DEPTH = 4  # body chunks in flight between an exchange and its downstream response
+_MAX_UPGRADE_HEAD = 64 * 1024
 
 
 class NoEndpoint(Exception):
     """No endpoint of the upstream is ready (none known, or every one ejected)."""
+
+
+class BadUpstream(ClientError):
+    """The upstream's answer is not HTTP (counted as a failure, answered 502)."""
 
 
 class UpstreamBroken(Exception):
@@ -94,17 +101,21 @@ class ProxyRequest:
     route: RouteConfig
     tries: int = 0
     endpoint: str = ""
+    upgrade: bool = False  # a WebSocket upgrade: tunnel the connection after a 101
 
 
 @attrs.define(eq=False)
 class UpstreamReply:
-    """An upstream's response head, with its body still streaming."""
+    """An upstream's response head, with its body still streaming (or, after a 101 to an
+    upgrade, the upstream connection to tunnel, with the bytes read past the head)."""
 
     status: int
     reason: str
     headers: Headers
-    body: _Relay
+    body: _Relay | bytes
     endpoint: str
+    tunnel: Connection | None = None
+    leftover: bytes = b""
 
 
 class _Relay:
@@ -160,13 +171,18 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
     ) -> None:
         host, port = address
         self.key = format_address(address)
+        self._host, self._port = host, port
         self._nursery = nursery
         scheme = "https" if upstream.tls else "http"
         name = server_name or host
-        name = f"[{name}]" if ":" in name else name
-        self._base = f"{scheme}://{name}:{port}"
+        url_name = f"[{name}]" if ":" in name else name
+        self._base = f"{scheme}://{url_name}:{port}"
+        fixed = _FixedConnector(host, port, upstream.connect_timeout)
+        self._connector: Any = fixed
+        if ssl_context is not None:
+            self._connector = TlsConnector(ssl_context, inner=fixed, server_hostname=name)
         self.client = Client(
-            connector=_FixedConnector(host, port, upstream.connect_timeout),
+            connector=fixed,
             ssl_context=ssl_context,
             connect_timeout=upstream.connect_timeout,
             read_timeout=3600.0,  # the route's deadlines govern; the body has the client's pace
@@ -177,8 +193,53 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         )
 
     async def __call__(self, request: ProxyRequest) -> UpstreamReply:
+        if request.upgrade:
+            return await self._upgrade(request)
         reply: UpstreamReply = await self._nursery.start(self._exchange, request)
         return reply
+
+    async def _upgrade(self, request: ProxyRequest) -> UpstreamReply:
+        """Send an upgrade request on a connection of its own and read the answer's head;
+        after a 101 the connection is the tunnel."""
+        request.tries += 1
+        request.endpoint = self.key
+        stream = await self._connector.connect(self._host, self._port)
+        try:
+            lines = [f"{request.method} {request.target} HTTP/1.1"]
+            lines += [f"{name}: {value}" for name, value in request.headers]
+            lines += ["connection: upgrade", "upgrade: websocket"]
+            await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_UPGRADE_HEAD)
+            parser.send(
+                h11.Request(
+                    method="GET",
+                    target="/",
+                    headers=[("host", "x"), ("connection", "upgrade"), ("upgrade", "websocket")],
+                )
+            )
+            parser.send(h11.EndOfMessage())
+            event = parser.next_event()
+            while event is h11.NEED_DATA:
+                parser.receive_data(bytes(await stream.receive_some(65536)))
+                event = parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            await stream.aclose()
+            raise BadUpstream(f"bad answer to an upgrade: {exc}") from None
+        except BaseException:
+            await stream.aclose()
+            raise
+        if not isinstance(event, h11.InformationalResponse | h11.Response):
+            await stream.aclose()
+            raise BadUpstream(f"bad answer to an upgrade: {event!r}")
+        headers = Headers(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers
+        )
+        reason = event.reason.decode("latin-1")
+        if event.status_code == 101:
+            leftover = bytes(parser.trailing_data[0])
+            return UpstreamReply(101, reason, headers, b"", self.key, stream, leftover)
+        await stream.aclose()  # refused: answer with its head, without its body
+        return UpstreamReply(event.status_code, reason, headers, b"", self.key)
 
     async def _exchange(
         self, request: ProxyRequest, *, task_status: trio.TaskStatus[UpstreamReply]
@@ -338,6 +399,40 @@ class Route:
         return config.host is None or config.host == host
 
 
+def _asks_websocket(request: Request) -> bool:
+    def tokens(name: str) -> set[str]:
+        return {
+            t.strip().lower() for value in request.headers.get_all(name) for t in value.split(",")
+        }
+
+    return "websocket" in tokens("upgrade") and "upgrade" in tokens("connection")
+
+
+class _Tunnel:
+    """Bytes both ways between the client's upgraded connection and the upstream's, until
+    either side ends; then both close."""
+
+    def __init__(self, upstream: Connection, leftover: bytes) -> None:
+        self.upstream = upstream
+        self.leftover = leftover
+
+    async def run(self, client: UpgradedConnection) -> None:
+        async with self.upstream, trio.open_nursery() as nursery:
+
+            async def pump(source: Any, sink: Any, first: bytes = b"") -> None:
+                try:
+                    if first:
+                        await sink.send_all(first)
+                    while data := await source.receive_some(65536):
+                        await sink.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+                nursery.cancel_scope.cancel()  # one side ended: the tunnel is done
+
+            nursery.start_soon(pump, self.upstream, client, self.leftover)
+            nursery.start_soon(pump, client, self.upstream)
+
+
 def _host_without_port(value: str | None) -> str | None:
     if not value:
         return None
@@ -381,6 +476,7 @@ class Proxy:
             self._log(request, None, response, started, rid, None)
             return response
         proxied = await self._prepare(request, route, scheme, rid)
+        proxied.upgrade = _asks_websocket(request)
         reply: UpstreamReply | None = None
         try:
             reply = await route.service(proxied)
@@ -394,12 +490,14 @@ class Proxy:
             cause = exc.__cause__ if isinstance(exc, BudgetExhausted) else exc
             response = _error(502, f"the upstream failed: {type(cause).__name__}")
         else:
-            response = Response(
-                reply.status,
-                Headers(end_to_end(reply.headers)),
-                reply.body,
-                reply.reason,
-            )
+            headers = Headers(end_to_end(reply.headers))
+            if reply.tunnel is not None:
+                headers.set("upgrade", reply.headers.get("upgrade") or "websocket")
+                headers.set("connection", "upgrade")
+                tunnel = _Tunnel(reply.tunnel, reply.leftover)
+                response = Response(101, headers, upgrade=tunnel.run)
+            else:
+                response = Response(reply.status, headers, reply.body, reply.reason)
             response.headers.set("x-request-id", rid)
         self._log(request, route, response, started, rid, proxied)
         return response

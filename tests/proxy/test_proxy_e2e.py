@@ -514,3 +514,31 @@ async def test_hop_by_hop_fields_of_the_response_are_dropped() -> None:
     for hop in ("x-secret", "keep-alive", "proxy-authenticate"):
         assert hop not in response.headers, hop
     assert response.headers["x-kept"] == "yes"
+
+
+async def test_a_websocket_upgrade_is_tunnelled_to_the_upstream() -> None:
+    from runtime.http import WebSocket, ws_connect
+
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(f"upstream says {message}")
+
+    router = Router()
+    router.ws("/ws", echo)
+    listener = TcpListener.bind("127.0.0.1", 0)
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(HttpServer(router, [listener]).serve)
+            async with proxy(config_text([listener.port])) as (app, _):
+                url = f"ws://127.0.0.1:{app.ports['web']}/ws"
+                async with ws_connect(url) as ws:
+                    await ws.send("hello")
+                    assert await ws.receive() == "upstream says hello"
+                    await ws.send(b"\x00" * 100_000)
+                    reply = await ws.receive()
+                    assert isinstance(reply, str) and reply.startswith("upstream says b'")
+                async with Client() as client:  # a plain GET of the route: the upstream's 426
+                    assert (
+                        await client.get(f"http://127.0.0.1:{app.ports['web']}/ws")
+                    ).status == 426
+            nursery.cancel_scope.cancel()
