@@ -28,12 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--config", required=True, help="the proxy's TOML config file")
     proxy.add_argument("--check", action="store_true", help="validate the config and exit")
     proxy.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    top = sub.add_parser("top", help="a live terminal view of a process's admin endpoint")
+    top.add_argument("--admin", required=True, help="the admin endpoint, HOST:PORT")
+    top.add_argument("--interval", default="1.0", help="seconds between polls (default 1)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``python -m runtime`` and the ``trio-runtime`` script."""
     args = _parser().parse_args(argv)
+    if args.command == "top":  # no logging setup: the terminal belongs to the view
+        from .admin import _top
+
+        return _top.main(["--admin", args.admin, "--interval", args.interval])
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
