@@ -276,18 +276,27 @@ def test_page_draws_canned_tasks_as_text_and_survives_a_failing_poll(
 # -- against the real demo ----------------------------------------------------------------
 
 
-def _read_lines_until(proc: subprocess.Popen[str], pattern: re.Pattern[str]) -> list[str]:
-    """The demo's stdout lines up to the first that matches ``pattern``."""
+def _read_lines_until(proc: subprocess.Popen[bytes], pattern: re.Pattern[str]) -> list[str]:
+    """The demo's stdout lines up to the first that matches ``pattern``.
+
+    Reads the pipe's bytes as they come (no file buffering that select could not see).
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     deadline = time.monotonic() + GUARD
+    buffer = b""
     lines: list[str] = []
     while not (lines and pattern.match(lines[-1])):
+        if b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            lines.append(line.decode())
+            continue
         left = deadline - time.monotonic()
-        ready, _, _ = select.select([proc.stdout], [], [], max(left, 0))
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
         assert ready, f"no line matching {pattern.pattern} in {GUARD}s; got {lines}"
-        line = proc.stdout.readline()
-        assert line, f"the demo exited before printing {pattern.pattern}; got {lines}"
-        lines.append(line.rstrip("\n"))
+        chunk = os.read(fd, 4096)
+        assert chunk, f"the demo exited before printing {pattern.pattern}; got {lines}"
+        buffer += chunk
     return lines
 
 
@@ -298,7 +307,6 @@ def test_page_shows_the_live_demo_tree_and_stacks(tmp_path: Path) -> None:
         DEMO,
         stdout=subprocess.PIPE,
         stderr=stderr,
-        text=True,
         cwd=ROOT,
     )
     errors: list[str] = []
