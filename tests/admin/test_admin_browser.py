@@ -131,6 +131,7 @@ STACK_5 = {
 
 class _Canned(BaseHTTPRequestHandler):
     down = False  # set by the test: the "process" answers nothing
+    answer: dict[str, Any] = CANNED  # what /tasks says; the test may swap in another
 
     def do_GET(self) -> None:
         if _Canned.down:
@@ -140,7 +141,7 @@ class _Canned(BaseHTTPRequestHandler):
         if path == "/":
             self._send(200, "text/html; charset=utf-8", render_page(MARKUP).encode())
         elif path == "/tasks":
-            self._send(200, "application/json", json.dumps(CANNED).encode())
+            self._send(200, "application/json", json.dumps(_Canned.answer).encode())
         elif path == "/tasks/5/stack":
             self._send(200, "application/json", json.dumps(STACK_5).encode())
         else:
@@ -168,6 +169,7 @@ def _canned_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         _Canned.down = False
+        _Canned.answer = CANNED
         server.shutdown()
         server.server_close()
         thread.join(GUARD)
@@ -266,6 +268,18 @@ def test_page_draws_canned_tasks_as_text_and_survives_a_failing_poll(
                 assert "failed" in (await page.text_content("#notice") or "")
                 _Canned.down = False
                 await page.wait_for_selector("#notice", state="hidden", **WAIT)
+                # The next answer: a task gone, the runtime draining.
+                _Canned.answer = {
+                    **CANNED,
+                    "runtime": {**CANNED["runtime"], "shutting_down": True},
+                    "tasks": [t for t in CANNED["tasks"] if t["id"] != 7],
+                }
+                await page.wait_for_selector(".stat.draining", **WAIT)
+                await page.wait_for_selector("details.node[data-id='7']", state="detached", **WAIT)
+                assert await page.evaluate(
+                    "document.querySelector(\"[data-id='6']\").classList.contains('leaf')"
+                )
+                assert await page.text_content("#count") == "6 tasks in the tree"
                 await page.screenshot(path=str(_artifacts(tmp_path) / "admin-canned.png"))
 
         asyncio.run(asyncio.wait_for(drive(), 3 * GUARD))
