@@ -67,15 +67,20 @@ def _artifacts(tmp_path: Path) -> Path:
     return artifacts
 
 
-@asynccontextmanager
-async def _page(errors: list[str]) -> AsyncIterator[Any]:
-    """A chromium page; JS exceptions and console errors are appended to ``errors``."""
+def _require_browser() -> None:
     if CHROMIUM is None:
         _need("chromium", "apt-get install -y chromium")
     try:
-        from playwright.async_api import async_playwright
+        import playwright.async_api  # noqa: F401
     except ImportError:
         _need("playwright", "pip install playwright")
+
+
+@asynccontextmanager
+async def _page(errors: list[str]) -> AsyncIterator[Any]:
+    """A chromium page; JS exceptions and console errors are appended to ``errors``."""
+    from playwright.async_api import async_playwright
+
     async with async_playwright() as p:
         browser = await p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"]
@@ -190,6 +195,7 @@ async def _wait_polls(page: Any, more: int) -> None:
 def test_page_draws_canned_tasks_as_text_and_survives_a_failing_poll(
     tmp_path: Path,
 ) -> None:
+    _require_browser()
     errors: list[str] = []
     with _canned_server() as url:
 
@@ -315,6 +321,7 @@ def _read_lines_until(proc: subprocess.Popen[bytes], pattern: re.Pattern[str]) -
 
 
 def test_page_shows_the_live_demo_tree_and_stacks(tmp_path: Path) -> None:
+    _require_browser()
     artifacts = _artifacts(tmp_path)
     stderr = (tmp_path / "demo.stderr").open("w")
     proc = subprocess.Popen(
