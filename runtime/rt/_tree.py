@@ -45,6 +45,9 @@ _machinery: tuple[str, ...] = tuple(
 )
 
 
+_trio_dirs = _machinery
+
+
 def mark_wait_machinery(filename: str) -> None:
     """Leave the frames of ``filename`` (a module's ``__file__``) out of ``waiting_in``:
     they are how a task waits (a sleep's or a reactor's internals), not where."""
@@ -127,11 +130,16 @@ def _frames(task: trio.lowlevel.Task) -> Iterator[tuple[FrameType, int]]:
 
 
 def _waiting_in(task: trio.lowlevel.Task) -> str | None:
-    where = None
+    """The innermost frame outside the wait machinery; if every frame of ours is machinery
+    (a task of the machinery itself: the reactor's driver), the innermost outside Trio."""
+    where = fallback = None
     for frame, _ in _frames(task):
-        if not frame.f_code.co_filename.startswith(_machinery):
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_machinery):
             where = frame.f_code.co_qualname
-    return where
+        elif not filename.startswith(_trio_dirs):
+            fallback = frame.f_code.co_qualname
+    return where or fallback
 
 
 def _plain(task: trio.lowlevel.Task) -> tuple[str, str, str | None]:

@@ -161,3 +161,14 @@ async def test_a_task_spawned_from_a_plain_child_hangs_under_that_child() -> Non
         assert [n.parent for n in by_name(tree, "from-plain")] == [plain_node.id]
         assert [n.parent for n in by_name(tree, "member-of-plain")] == [plain_node.id]
         rt.cancel()
+
+
+async def test_a_task_of_the_wait_machinery_itself_still_says_where_it_waits() -> None:
+    from runtime.net import TcpListener
+
+    async with open_runtime() as rt:
+        TcpListener.bind("127.0.0.1", 0).close()
+        runtime.net.current_reactor()  # its driver is a system task, all of it "machinery"
+        await trio.testing.wait_all_tasks_blocked()
+        (driver,) = [n for n in rt.task_tree() if n.name == "runtime.net.reactor"]
+        assert driver.waiting_in is not None and "Reactor" in driver.waiting_in  # not None
