@@ -158,3 +158,18 @@ def test_the_proxy_serves_reloads_and_drains(tmp_path: Path, files: int) -> None
     assert "reload refused, the running config stays" in err
     assert "web: drained" in err
     assert "Traceback" not in err
+
+
+def test_check_of_the_example_prints_what_the_how_to_shows() -> None:
+    root = Path(__file__).resolve().parent.parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime", "proxy", "--config", "examples/proxy.toml", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=GUARD,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr
+    shown = "examples/proxy.toml: ok (1 listeners, 2 routes, 2 upstreams)"  # run-the-proxy.md
+    assert result.stdout.strip() == shown
+    assert shown in (root / "docs" / "how-to" / "run-the-proxy.md").read_text()
