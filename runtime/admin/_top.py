@@ -616,6 +616,8 @@ class TopApp(App[int]):
             snapshot, figures = self.client.tasks(), self.client.figures()
         except AdminUnreachable as exc:
             self.post_message(Polled(None, None, time.monotonic(), exc.reason))
+        except Exception as exc:  # a poll that dies would stop the polling for good
+            self.post_message(Polled(None, None, time.monotonic(), f"bad answer: {exc!r}"))
         else:
             self.post_message(Polled(snapshot, figures, time.monotonic(), None))
 
@@ -729,6 +731,8 @@ class TopApp(App[int]):
             self.post_message(StackFetched(task, None, f"the task has ended ({exc})"))
         except AdminUnreachable as exc:
             self.post_message(StackFetched(task, None, f"cannot get the stack: {exc.reason}"))
+        except Exception as exc:
+            self.post_message(StackFetched(task, None, f"cannot get the stack: {exc!r}"))
         else:
             self.post_message(StackFetched(task, frames, ""))
 

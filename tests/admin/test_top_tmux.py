@@ -57,31 +57,31 @@ def demo_lines(fd: int) -> Iterator[str]:
             yield line.decode()
 
 
-@pytest.fixture
-def demo() -> Iterator[tuple[str, int]]:
-    """The demo as a process: yields (admin HOST:PORT, echo port); SIGINT must end it with 0."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runtime",
-            "demo",
-            "--port",
-            "0",
-            "--chat-port",
-            "0",
-            "--http-port",
-            "0",
-            "--admin-port",
-            "0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = demo_lines(proc.stdout.fileno())
+class Demo:
+    """The demo as a process: its admin HOST:PORT and echo port; SIGINT must end it with 0."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runtime",
+                "demo",
+                "--port",
+                "0",
+                "--chat-port",
+                "0",
+                "--http-port",
+                "0",
+                "--admin-port",
+                "0",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.proc.stdout is not None
+        lines = demo_lines(self.proc.stdout.fileno())
         admin, echo = None, None
         while admin is None:
             line = next(lines)
@@ -90,13 +90,26 @@ def demo() -> Iterator[tuple[str, int]]:
             if match := ADMIN.match(line):
                 admin = match[1]
         assert echo is not None
-        yield admin, echo
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=GUARD) == 0
+        self.admin, self.echo_port = admin, echo
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(timeout=GUARD) == 0
+
+
+@pytest.fixture
+def demo() -> Iterator[Demo]:
+    if TMUX is None:
+        _need("tmux", "apt-get install -y tmux")
+    d = Demo()
+    try:
+        yield d
+        d.stop()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
 
 
 class Tmux:
@@ -142,32 +155,37 @@ class Tmux:
         )
 
 
-def test_top_shows_the_demo_s_tree_and_a_connection_s_stack(
-    demo: tuple[str, int], tmp_path: Path
-) -> None:
-    if TMUX is None:
-        _need("tmux", "apt-get install -y tmux")
-    admin, echo_port = demo
+def top_in_tmux(admin: str, status: Path) -> Tmux:
+    """``python -m runtime top`` in a tmux session; its exit status goes to ``status``."""
+    return Tmux(
+        f"cd {shlex.quote(str(ROOT))} && {shlex.quote(sys.executable)} -m runtime top"
+        f" --admin {admin} --interval 0.5; echo $? > {shlex.quote(str(status))}"
+    )
+
+
+def exit_status(status: Path) -> str:
+    deadline = time.monotonic() + GUARD
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return status.read_text().strip()
+
+
+def test_top_shows_the_demo_s_tree_and_a_connection_s_stack(demo: Demo, tmp_path: Path) -> None:
     status = tmp_path / "status"
-    with socket.create_connection(("127.0.0.1", echo_port), timeout=GUARD) as conn:
+    with socket.create_connection(("127.0.0.1", demo.echo_port), timeout=GUARD) as conn:
         conn.sendall(b"ping\n")
         assert conn.recv(16) == b"ping\n"  # served: its connection task exists now
-        local_port = conn.getsockname()[1]
-        top = (
-            f"cd {shlex.quote(str(ROOT))} && {shlex.quote(sys.executable)} -m runtime top"
-            f" --admin {admin} --interval 0.5; echo $? > {shlex.quote(str(status))}"
-        )
-        tmux = Tmux(top)
+        peer = f"echo: peer 127.0.0.1:{conn.getsockname()[1]}"
+        tmux = top_in_tmux(demo.admin, status)
         try:
-            peer = f"echo: peer 127.0.0.1:{local_port}"
             screen = tmux.wait_for(
                 "the echo connection and the figures", lambda s: peer in s and "requests/s" in s
             )
             lines = screen.splitlines()
-            assert "sort: id" in lines[0] and f"http://{admin}" in lines[0]
+            assert "sort: id" in lines[0] and f"http://{demo.admin}" in lines[0]
             assert "runtime" in lines[2] and "root" in lines[2]  # the first row: the root
             assert "Server._accept_loop" in screen and "TimerWheel.serve" in screen
-            assert "connections active" in screen and "requests/s" in screen
+            assert "connections active" in screen
             row = next(i for i, line in enumerate(lines) if peer in line)
             task_id = lines[row].split()[0]
             tmux.keys(*["Down"] * (row - 2))  # rows start on the third line
@@ -178,9 +196,23 @@ def test_top_shows_the_demo_s_tree_and_a_connection_s_stack(
             tmux.keys("Escape")
             tmux.wait_for("the tree again", lambda s: "Escape closes" not in s and peer in s)
             tmux.keys("q")
-            deadline = time.monotonic() + GUARD
-            while not status.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert status.read_text().strip() == "0"
+            assert exit_status(status) == "0"
         finally:
             tmux.kill()
+
+
+def test_top_says_when_the_process_is_gone_and_ctrl_c_leaves_it(
+    demo: Demo, tmp_path: Path
+) -> None:
+    status = tmp_path / "status"
+    tmux = top_in_tmux(demo.admin, status)
+    try:
+        tmux.wait_for("the tree", lambda s: "TimerWheel.serve" in s)
+        demo.stop()
+        screen = tmux.wait_for("the endpoint gone", lambda s: "cannot reach" in s)
+        assert "(connection refused)" in screen and "retrying every 0.5 s" in screen
+        assert "TimerWheel.serve" in screen  # the last tree stays
+        tmux.keys("C-c")
+        assert exit_status(status) == "0"
+    finally:
+        tmux.kill()
