@@ -69,7 +69,8 @@ def test_benchmark_runs_in_smoke_mode(script: str, args: list[str], ratio_line: 
 
 def test_every_benchmark_script_has_a_smoke_run() -> None:
     scripts = {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
-    assert scripts == {"echo.py", "http.py", "ws.py"} | {script for script, _, _ in SMOKE_RUNS}
+    closer = {"echo.py", "http.py", "ws.py", "metrics.py"}  # each has its own test below
+    assert scripts == closer | {script for script, _, _ in SMOKE_RUNS}
 
 
 @pytest.mark.timeout(120)
@@ -111,6 +112,38 @@ def test_http_smoke_runs_every_server_and_prints_ratios() -> None:
     assert re.search(r"^\s+8  ours \(h11\)\s+\d+ ", out, re.MULTILINE), out
     assert re.search(r"ours \(h11\)\s+\d+ KB -> \s*\d+ KB: -?\d+\.\d+ KB per connection", out)
     assert re.search(r"(PASS|MISS)  ours RSS per idle connection", out)
+    assert "SMOKE RUN" in out
+
+
+@pytest.mark.timeout(120)
+def test_metrics_smoke_compares_on_and_off_with_every_scrape_checked() -> None:
+    need_cc()
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing; the CI image must have it (apt-get install -y wrk)")
+        pytest.skip("wrk is missing: apt-get install -y wrk")
+    out = run_script("metrics.py", ["--smoke"])
+    assert "echo client: native C client" in out
+    for case, unit in [("echo", "msgs/s"), ("http", "req/s")]:
+        assert re.search(rf"^{case}: .*\n\s+{unit} ", out, re.MULTILINE), (case, out)
+        for label in ["metrics off", "metrics on \\+ scraped"]:
+            row = rf"^  {label}\s+\d+\s+\d+\s+\d+\s+\d+%\s+\d+%\s+0  \d+$"
+            assert re.search(row, out, re.MULTILINE), (case, label, out)
+        ratio_line = rf"^metrics on vs off, {case}: \d+\.\d+x \(rounds: \d+\.\d+\)$"
+        assert re.search(ratio_line, out, re.MULTILINE), (case, out)
+        assert re.search(rf"paired, metrics on vs off, {case}: \d+\.\d+x \(rounds: ", out)
+        for how in ["interleaved", "paired"]:
+            verdict = rf"^  (PASS|MISS)  metrics on vs off, {case} @8 conns, {how}: \d+\.\d+x"
+            assert re.search(verdict, out, re.MULTILINE), (case, how, out)
+    scrapers = re.findall(r"scraper: (\d+) scrapes over 1 run\(s\) \(\d+\), (\d+) answered", out)
+    assert len(scrapers) == 4, out  # echo and http, interleaved and paired
+    assert all(int(total) >= 2 and total == ok for total, ok in scrapers), scrapers
+    assert "failed; slowest" in out and "SCRAPES FAILED" not in out
+    # the server recorded every request wrk completed (and the last scrape saw them all)
+    recorded = re.search(r"\(\+1 check\), per round: (\d+\.\d+)", out)
+    assert recorded is not None, out
+    assert float(recorded.group(1)) >= 1.0, out
+    assert "exited with status" not in out, out  # every server drained and exited 0
     assert "SMOKE RUN" in out
 
 
