@@ -115,7 +115,10 @@ def _dns_resolver(server: str | None) -> Resolver | None:
     async def resolve(name: str, service_port: int) -> list[Address]:
         found: list[Address] = []
         for kind in ("A", "AAAA"):
-            records = await trio.to_thread.run_sync(_query, host, port, name, kind)
+            # abandoned on cancel: a shutdown does not wait for a lookup nobody answers
+            records = await trio.to_thread.run_sync(
+                _query, host, port, name, kind, abandon_on_cancel=True
+            )
             found += [(address, service_port) for address in records]
         return found  # empty: the name exists without addresses (the pool empties)
 

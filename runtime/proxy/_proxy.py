@@ -172,6 +172,8 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         host, port = address
         self.key = format_address(address)
         self._host, self._port = host, port
+        self.in_flight = 0  # exchanges running (their bodies included)
+        self.retired = False  # removed from its pool: close once nothing is in flight
         self._nursery = nursery
         scheme = "https" if upstream.tls else "http"
         name = server_name or host
@@ -193,6 +195,20 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         )
 
     async def __call__(self, request: ProxyRequest) -> UpstreamReply:
+        """One try, within the route's per-try timeout (connect included).
+
+        The deadline is kept here, below this endpoint's CircuitBreaker and the Balance, so
+        a try that runs out of time is an :class:`Elapsed` failure *of this endpoint*: the
+        breaker counts it (a silent host gets ejected) and the balancer moves away from it.
+        """
+        per_try = request.route.per_try_timeout
+        if per_try is None:
+            return await self._try(request)
+        with move_on_after(per_try):
+            return await self._try(request)
+        raise Elapsed(f"{self.key}: no response head within the per-try {per_try:g} s")
+
+    async def _try(self, request: ProxyRequest) -> UpstreamReply:
         if request.upgrade:
             return await self._upgrade(request)
         reply: UpstreamReply = await self._nursery.start(self._exchange, request)
@@ -244,6 +260,17 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
     async def _exchange(
         self, request: ProxyRequest, *, task_status: trio.TaskStatus[UpstreamReply]
     ) -> None:
+        self.in_flight += 1
+        try:
+            await self._exchange_in_flight(request, task_status)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight and self.retired:
+                self._nursery.start_soon(self.aclose)
+
+    async def _exchange_in_flight(
+        self, request: ProxyRequest, task_status: trio.TaskStatus[UpstreamReply]
+    ) -> None:
         request.tries += 1
         request.endpoint = self.key
         body: bytes | Body = request.body
@@ -285,12 +312,13 @@ def _upstream_failure(result: outcome.Outcome[UpstreamReply]) -> bool:
 
 
 class ReadyNow(Service[ProxyRequest, UpstreamReply]):
-    """One try: send to a ready endpoint now, within the route's per-try timeout, or fail
-    with :class:`NoEndpoint` (all ejected: no connect attempt, no waiting).
+    """One try: send to a ready endpoint now, or fail with :class:`NoEndpoint` (all
+    ejected: no connect attempt, no waiting).
 
-    The per-try deadline is applied here, per call, not by a Timeout layer: under the
-    route's reservation (LoadShed above) Retry makes every try through one reserved call,
-    and a Timeout's reservation would cover all the tries together.
+    It is always ready itself, so the route's reservation (LoadShed above) stops here and
+    every try of Retry chooses its endpoint afresh; and the per-try deadline is kept per
+    call by the Exchange, not by a Timeout layer, whose reservation would cover all the
+    tries together.
     """
 
     def __init__(self, balance: Balance[str, ProxyRequest, UpstreamReply], name: str) -> None:
@@ -298,14 +326,6 @@ class ReadyNow(Service[ProxyRequest, UpstreamReply]):
         self.name = name
 
     async def __call__(self, request: ProxyRequest) -> UpstreamReply:
-        per_try = request.route.per_try_timeout
-        if per_try is None:
-            return await self._try(request)
-        with move_on_after(per_try):
-            return await self._try(request)
-        raise Elapsed(f"no response head within the per-try timeout of {per_try:g} s")
-
-    async def _try(self, request: ProxyRequest) -> UpstreamReply:
         try:
             with self.balance.ready_nowait() as call:
                 return await call(request)
@@ -365,9 +385,14 @@ class Upstream:
         self.balance.insert(exchange.key, breaker)
 
     def remove(self, key: str) -> None:
-        """Stop sending new requests to ``key``; requests in flight finish."""
+        """Stop sending new requests to ``key``; requests in flight finish, then its pooled
+        connections close."""
         self.balance.remove(key)
-        self.exchanges.pop(key, None)
+        exchange = self.exchanges.pop(key, None)
+        if exchange is not None:
+            exchange.retired = True
+            if not exchange.in_flight:
+                self._nursery.start_soon(exchange.aclose)
 
     async def aclose(self) -> None:
         for exchange in list(self.exchanges.values()):

@@ -285,12 +285,6 @@ async def test_a_request_in_flight_to_a_removed_endpoint_completes() -> None:
     assert the_fleet.served[a] == 1  # only the held request
 
 
-@pytest.mark.xfail(
-    reason="proxy bug: Upstream.remove() drops the endpoint's Exchange without closing its "
-    "Client, so the pooled keep-alive connections to a removed endpoint stay open (until "
-    "the endpoint's keep-alive timeout or garbage collection)",
-    strict=True,
-)
 async def test_a_removed_endpoint_s_connections_are_closed_once_drained() -> None:
     a, b, _ = HOSTS
     with trio.fail_after(GUARD):
@@ -334,12 +328,6 @@ async def test_a_dns_outage_keeps_the_last_known_endpoints(
     assert pool == {the_fleet.endpoint(a), the_fleet.endpoint(b)}
 
 
-@pytest.mark.xfail(
-    reason="proxy bug: _dns_resolver runs dnspython in trio.to_thread.run_sync without "
-    "abandon_on_cancel=True, so a shutdown waits for a lookup in flight to time out "
-    "(dnspython's lifetime, 2 s) when the DNS server does not answer",
-    strict=True,
-)
 async def test_a_shutdown_does_not_wait_for_a_dns_lookup_that_gets_no_answer() -> None:
     a, _, _ = HOSTS
     with trio.fail_after(GUARD):
