@@ -120,9 +120,9 @@ def test_the_script_serves_the_api_and_admin_and_drains_the_queue_on_sigterm() -
     try:
         assert proc.stdout is not None
         ports = []
-        for _ in range(2):
-            ready, _, _ = select.select([proc.stdout], [], [], HANG_GUARD)
-            assert ready, "no listening line (hung?)"
+        ready, _, _ = select.select([proc.stdout], [], [], HANG_GUARD)
+        assert ready, "no listening line (hung?)"
+        for _ in range(2):  # the second may sit in the reader's buffer: no select for it
             match = LISTENING.match(proc.stdout.readline().rstrip("\n"))
             assert match
             ports.append(int(match[1]))
