@@ -549,6 +549,11 @@ class _HttpConnection:
                                 if not first:
                                     await self._close()
                                     return
+                                if self.expired is _COOL:
+                                    # The idle timer fired as these bytes came in: the scope
+                                    # is cancelled, and the next checkpoint would lose them.
+                                    # Leave it now, before any, and serve them cold.
+                                    break
                     except _Abort as abort:
                         outcome = abort
                     except _Disconnected:
@@ -559,8 +564,7 @@ class _HttpConnection:
                 self.phase = self.handler_stage = _NONE
                 if outcome is _COOL:
                     self.scope = _NO_SCOPE
-                    first = b""
-                    continue  # idle a while: wait cold
+                    continue  # idle a while: wait cold (``first``: bytes that came just then)
                 await self._stop_watcher()
                 if isinstance(outcome, _Abort):
                     await self._fail(outcome)

@@ -232,3 +232,29 @@ async def test_an_overlong_chunk_extension_over_several_reads_is_400_not_431(
             received += chunk
         assert received.startswith(b"HTTP/1.1 400 "), received
         nursery.cancel_scope.cancel()
+
+
+async def test_a_request_that_comes_as_the_warm_wait_ends_is_answered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The warm wait's timer fires while the server task has the next request's bytes in
+    hand but has not run yet: its scope is cancelled to go cold. Those bytes must be served,
+    not dropped at the next checkpoint (a keep-alive request then went unanswered, about one
+    in sixty with requests a second apart). The memory transport's send_all hands the bytes
+    over without a checkpoint after it, so the timer's callback runs right then, by hand."""
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener], HttpConfig(keep_alive_timeout=600))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(GET)
+        assert b"200 OK" in await read_response(client)
+        await trio.testing.wait_all_tasks_blocked()
+        (conn,) = connections(server)
+        assert conn.phase == server_module._WARM
+        await client.send_all(GET)  # the server task is woken with the bytes, not yet run
+        conn._io_expired()  # ...and the warm timer fires just then
+        with trio.fail_after(5):
+            assert b"200 OK" in await read_response(client)
+        assert server.server.statistics().accepted == 1
+        nursery.cancel_scope.cancel()
