@@ -116,6 +116,13 @@ async def read_request_head(stream: trio.SocketStream) -> bytes:
     return data
 
 
+async def rst(stream: trio.SocketStream) -> None:
+    """An upstream that reads the request head, then resets the connection."""
+    await read_request_head(stream)
+    reset(stream)
+    await stream.aclose()
+
+
 async def hello(request: Request) -> Response:
     return Response.text(f"hello from {request.path}\n")
 
@@ -185,11 +192,6 @@ async def test_a_get_is_retried_past_a_refused_endpoint() -> None:
 
 
 async def test_a_get_is_retried_after_a_reset_before_the_headers() -> None:
-    async def rst(stream: trio.SocketStream) -> None:
-        await read_request_head(stream)
-        reset(stream)
-        await stream.aclose()
-
     with trio.fail_after(GUARD):
         async with raw_upstream(rst) as (bad, seen), upstream(hello) as good:
             text = config_text([bad, good], retries=2, _upstream="failure_threshold = 100")
@@ -200,11 +202,6 @@ async def test_a_get_is_retried_after_a_reset_before_the_headers() -> None:
 
 
 async def test_a_post_is_not_retried() -> None:
-    async def rst(stream: trio.SocketStream) -> None:
-        await read_request_head(stream)
-        reset(stream)
-        await stream.aclose()
-
     with trio.fail_after(GUARD):
         async with (
             raw_upstream(rst) as (bad, seen),
@@ -251,11 +248,6 @@ async def test_a_per_try_timeout_moves_to_a_fast_endpoint_within_the_deadline() 
 
 
 async def test_retries_are_bounded_by_the_budget_when_the_upstream_always_fails() -> None:
-    async def rst(stream: trio.SocketStream) -> None:
-        await read_request_head(stream)
-        reset(stream)
-        await stream.aclose()
-
     requests = 300
     with trio.fail_after(GUARD * 3):
         async with raw_upstream(rst) as (bad, seen):
@@ -268,11 +260,6 @@ async def test_retries_are_bounded_by_the_budget_when_the_upstream_always_fails(
 
 
 async def test_traffic_moves_off_an_endpoint_that_always_fails() -> None:
-    async def rst(stream: trio.SocketStream) -> None:
-        await read_request_head(stream)
-        reset(stream)
-        await stream.aclose()
-
     with trio.fail_after(GUARD):
         async with raw_upstream(rst) as (bad, seen), upstream(hello) as good:
             text = config_text([bad, good], retries=2)  # failure_threshold 7, 1 s penalty
@@ -288,11 +275,6 @@ async def test_an_ejected_endpoint_is_probed_once_per_penalty_which_grows(
     """The penalties run on the MockClock (jumping only when the run is idle for 0.1 s of
     real time, far longer than loopback I/O), so the probe times are exact."""
     mock_clock.autojump_threshold = 0.1
-
-    async def rst(stream: trio.SocketStream) -> None:
-        await read_request_head(stream)
-        reset(stream)
-        await stream.aclose()
 
     with trio.fail_after(GUARD):
         async with raw_upstream(rst) as (bad, seen):
@@ -314,11 +296,6 @@ async def test_an_ejected_endpoint_is_probed_once_per_penalty_which_grows(
 
 
 async def test_all_endpoints_down_is_a_fast_503_without_connect_attempts() -> None:
-    async def rst(stream: trio.SocketStream) -> None:
-        await read_request_head(stream)
-        reset(stream)
-        await stream.aclose()
-
     with trio.fail_after(GUARD):
         async with raw_upstream(rst) as (bad, seen):
             text = config_text(
