@@ -69,7 +69,7 @@ def test_benchmark_runs_in_smoke_mode(script: str, args: list[str], ratio_line: 
 
 def test_every_benchmark_script_has_a_smoke_run() -> None:
     scripts = {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
-    closer = {"echo.py", "http.py", "ws.py", "metrics.py"}  # each has its own test below
+    closer = {"echo.py", "http.py", "ws.py", "metrics.py", "proxy.py"}  # own tests below
     assert scripts == closer | {script for script, _, _ in SMOKE_RUNS}
 
 
@@ -112,6 +112,32 @@ def test_http_smoke_runs_every_server_and_prints_ratios() -> None:
     assert re.search(r"^\s+8  ours \(h11\)\s+\d+ ", out, re.MULTILINE), out
     assert re.search(r"ours \(h11\)\s+\d+ KB -> \s*\d+ KB: -?\d+\.\d+ KB per connection", out)
     assert re.search(r"(PASS|MISS)  ours RSS per idle connection", out)
+    assert "SMOKE RUN" in out
+
+
+@pytest.mark.timeout(120)
+def test_proxy_smoke_measures_ours_against_the_direct_baseline() -> None:
+    for tool, package in [("wrk", "wrk"), ("h2load", "nghttp2-client")]:
+        if shutil.which(tool) is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail(
+                    f"{tool} is missing; the CI image must have it (apt-get install -y {package})"
+                )
+            pytest.skip(f"{tool} is missing: apt-get install -y {package}")
+    out = run_script("proxy.py", ["--smoke", "--proxies", "ours"])
+    assert "how the three processes share the two cores" in out or "unpinned" in out, out
+    assert "access_log = false" in out
+    for target in ["direct", "ours"]:
+        # one row in each table: the latency one, then the throughput one
+        rows = re.findall(rf"^{target}\s+\d+\.\d+\s+\d+\.\d+\s", out, re.MULTILINE)
+        assert len(rows) == 1, (target, out)
+        assert re.search(rf"^{target}\s+\d+\s+\d+\.\d+\s+\d+\.\d+\s+\d+%", out, re.MULTILINE)
+    # ours' latency row has the added p50/p99, and every request got a 2xx
+    assert re.search(r"^ours(\s+-?\d+\.\d+){5}\s+\d+\s+0\s", out, re.MULTILINE), out
+    assert re.search(r"(PASS|MISS)  ours added p50 @ fixed rate: -?\d+\.\d+ ms", out)
+    assert re.search(r"(PASS|MISS)  ours added p99 @ fixed rate: -?\d+\.\d+ ms", out)
+    assert "SKIP  ours/mitmproxy throughput" in out  # not asked for
+    assert "exited with status" not in out, out  # the proxy drained and exited 0
     assert "SMOKE RUN" in out
 
 
