@@ -431,7 +431,11 @@ def run_rounds(
 
 
 def print_tables(
-    targets: list[str], lat: dict[str, list[Result]], tput: dict[str, list[Result]], conns: int
+    targets: list[str],
+    lat: dict[str, list[Result]],
+    tput: dict[str, list[Result]],
+    conns: int,
+    rate: int,
 ) -> dict[str, float]:
     """The two tables; returns the headline figures (added latency, ratios) by name."""
     print(
@@ -455,6 +459,12 @@ def print_tables(
             f"{per}"
         )
     for t in targets:
+        if min(x["rps"] for x in lat[t]) < 0.9 * rate:
+            print(
+                f"  !!! RATE SHORT: {t} got {min(x['rps'] for x in lat[t]):.0f} req/s of the "
+                f"{rate} asked for in a round: it did not keep up (or h2load did not pace; "
+                "keep --rate / --rate-conns <= 100 or so per connection) !!!"
+            )
         if sum(x["bad"] for x in lat[t]):
             print(f"  !!! {t}: {sum(x['bad'] for x in lat[t])} failed or non-2xx requests !!!")
     print(
@@ -604,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         "\nlatency at the fixed rate (medians over rounds; +p50/+p99 = through the proxy minus "
         "direct; bad = failed or non-2xx; cpu = % of one core)"
     )
-    figures = print_tables(targets, lat, tput, args.conns)
+    figures = print_tables(targets, lat, tput, args.conns, args.rate)
     caveat = " -- SMOKE RUN: tiny counts, the figures mean nothing" if args.smoke else ""
     report_targets(figures, caveat)
     return 0
