@@ -27,6 +27,7 @@ Every timer goes through :mod:`runtime.time`, so ``trio.testing.MockClock`` driv
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from types import TracebackType
@@ -54,6 +55,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_SIZE = 64 * 1024
 _WRITE_PIECE = 256 * 1024
+_BUFFERED_BODY = 64 * 1024  # a response body this small that came with its head is read at once
 _BUFFER_REQUEST_BODY = 1 << 20
 """A ``Request`` body of known length up to this many bytes is buffered, so it can be resent."""
 
@@ -113,6 +115,22 @@ def _encode(pc: _PooledConnection, event: Any) -> bytes:
         raise ValueError(f"cannot send this request: {exc}") from exc
 
 
+class _Chunks:
+    """A streamed response's body: its chunks, and ``aclose()`` ends the exchange."""
+
+    __slots__ = ("_exchange",)
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self._exchange = exchange
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        assert self._exchange.chunks is not None
+        return self._exchange.chunks
+
+    async def aclose(self) -> None:
+        await self._exchange.aclose()
+
+
 class _Stale(Exception):
     """A reused connection failed before anything of the response arrived."""
 
@@ -126,8 +144,37 @@ class Origin:
     port: int
 
 
+_ORIGINS: dict[str, tuple[Origin, str]] = {}  # "scheme://netloc": (origin, Host value)
+_ORIGINS_MAX = 1024
+
+
 def _parse_url(url: str) -> tuple[Origin, str, str]:
-    """``(origin, request-target, Host header value)`` of an absolute http(s) URL."""
+    """``(origin, request-target, Host header value)`` of an absolute http(s) URL.
+
+    The ``scheme://netloc`` part is parsed once and remembered (a client calls the same
+    few origins again and again); the rest is cut here, unless it holds a character that
+    ``urlsplit`` would remove (tab, CR, LF), which takes the whole slow way.
+    """
+    start = url.find("://") + 3
+    if start > 2 and not any(c in url for c in "\t\r\n"):
+        end = len(url)
+        for mark in "/?#":
+            found = url.find(mark, start)
+            if found != -1 and found < end:
+                end = found
+        known = _ORIGINS.get(url[:end])
+        if known is not None:
+            path, _, query = url[end:].partition("#")[0].partition("?")
+            return known[0], (path or "/") + (f"?{query}" if query else ""), known[1]
+        origin, target, host_header = _parse_whole_url(url)
+        if len(_ORIGINS) >= _ORIGINS_MAX:
+            _ORIGINS.clear()
+        _ORIGINS[url[:end]] = (origin, host_header)
+        return origin, target, host_header
+    return _parse_whole_url(url)
+
+
+def _parse_whole_url(url: str) -> tuple[Origin, str, str]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -338,8 +385,10 @@ class Client(Service[Request, Response]):
             :func:`~runtime.net.client_ssl_context`: certificates and host names verified).
         connect_timeout: Seconds to open a connection, TLS handshake included.
         read_timeout: Seconds each wait for response bytes may last (while a body is still
-            being sent, each write that made progress restarts it).
-        write_timeout: Seconds a write of the request may make no progress.
+            being sent, each write that made progress restarts it). ``math.inf``: no limit
+            of the client's own, for a caller whose own deadlines govern (a proxy's).
+        write_timeout: Seconds a write of the request may make no progress (``math.inf``:
+            none of the client's own).
         pool_timeout: Seconds to wait for a free connection when the origin's are all busy.
         max_connections_per_origin: Connections to one origin at once (busy plus idle).
             Default 10.
@@ -540,8 +589,9 @@ class Client(Service[Request, Response]):
         Cancellation: a cancelled request closes its connection; nothing goes back to the
         pool half-read.
         """
-        async with self.stream(method, url, headers=headers, body=body) as response:
-            assert isinstance(response.body, Body)
+        response = await self.send(method, url, headers=headers, body=body)
+        assert isinstance(response.body, Body)
+        try:
             length = response.body.length
             limit = self.max_response_bytes
             if length is not None and length > limit:
@@ -557,6 +607,8 @@ class Client(Service[Request, Response]):
                     "use Client.stream() to read it in pieces"
                 ) from exc
             return Response(response.status, response.headers, data, response.reason)
+        finally:
+            await response.body.aclose()
 
     async def get(self, url: str, *, headers: _HeadersArg = None) -> Response:
         """``request("GET", url, headers=headers)``."""
@@ -612,13 +664,55 @@ class Client(Service[Request, Response]):
 
         Cancellation: as :meth:`request`.
         """
+        response = await self._start(method, url, headers, body, buffer=False)
+        try:
+            yield response
+        finally:
+            assert isinstance(response.body, Body)
+            await response.body.aclose()
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: _HeadersArg = None,
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> Response:
+        """Send one request and return the response as soon as its head arrives.
+
+        The lower half of :meth:`stream`, for a caller that hands the body on (a proxy):
+        the response's ``body`` is a :class:`Body` that you must read to its end or
+        ``await response.body.aclose()``; until then the connection is not back in the
+        pool. A small body that came with the head is read already (``body.buffered``),
+        and its connection is back. Arguments and errors are those of :meth:`request`.
+
+        Cancellation: as :meth:`request`.
+        """
+        return await self._start(method, url, headers, body, buffer=True)
+
+    async def _start(
+        self,
+        method: str,
+        url: str,
+        headers: _HeadersArg,
+        body: bytes | AsyncIterable[bytes],
+        *,
+        buffer: bool,
+    ) -> Response:
         method = method.upper()
         url = self._resolve(url)
-        request_headers = Headers(self._default_headers.items())
-        for name, value in _to_headers(headers).items():
-            request_headers.set(name, value)
+        given = _to_headers(headers)
+        if self._default_headers:
+            # A default field is sent unless the call gives that name; every field the call
+            # gives is sent, repeated names included (a proxy passes them on as they came).
+            named = set(given)
+            defaults = [item for item in self._default_headers.items() if item[0] not in named]
+            request_headers = Headers([*defaults, *given.items()])
+        else:
+            request_headers = given
         for hop in range(self.max_redirects + 1):
-            exchange, response = await self._send(method, url, request_headers, body)
+            exchange, response = await self._send(method, url, request_headers, body, buffer)
             location = response.headers.get("location")
             if not (self.follow_redirects and response.status in _REDIRECTS and location):
                 break
@@ -642,10 +736,7 @@ class Client(Service[Request, Response]):
                     f"more than {self.max_redirects} redirects (last to {url}); raise "
                     "max_redirects or follow them yourself"
                 )
-        try:
-            yield response
-        finally:
-            await exchange.aclose()
+        return response
 
     # -- internals -------------------------------------------------------------------------
 
@@ -655,7 +746,12 @@ class Client(Service[Request, Response]):
         return urljoin(self._base_url, url)
 
     async def _send(
-        self, method: str, url: str, headers: Headers, body: bytes | AsyncIterable[bytes]
+        self,
+        method: str,
+        url: str,
+        headers: Headers,
+        body: bytes | AsyncIterable[bytes],
+        buffer: bool,
     ) -> tuple[_Exchange, Response]:
         origin, target, host = _parse_url(url)
         headers = Headers(headers.items())
@@ -669,7 +765,9 @@ class Client(Service[Request, Response]):
         exchange = await self._checkout(origin)
         try:
             try:
-                return exchange, await self._exchange(exchange, method, target, headers, body)
+                return exchange, await self._exchange(
+                    exchange, method, target, headers, body, buffer
+                )
             except _Stale as exc:
                 if not retry:
                     raise RemoteProtocolError(
@@ -680,7 +778,7 @@ class Client(Service[Request, Response]):
             exchange.release()
             self._stale_retries += 1
             exchange = await self._checkout(origin, fresh=True)
-            return exchange, await self._exchange(exchange, method, target, headers, body)
+            return exchange, await self._exchange(exchange, method, target, headers, body, buffer)
         except BaseException:
             exchange.release()
             raise
@@ -692,6 +790,7 @@ class Client(Service[Request, Response]):
         target: str,
         headers: Headers,
         body: bytes | AsyncIterable[bytes],
+        buffer: bool,
     ) -> Response:
         pc = exchange.pc
         # A small body goes with the head in one write. A big or streamed one goes from a
@@ -727,11 +826,20 @@ class Client(Service[Request, Response]):
             value = response_headers.get("content-length")
             length = int(value) if value is not None else None
         exchange.chunks = exchange.receive_chunks()
+        reason = head.reason.decode("latin-1")
+        if (
+            buffer
+            and length is not None
+            and length <= min(_BUFFERED_BODY, self.max_response_bytes)
+            and len(pc.h11.trailing_data[0]) >= length
+            and exchange.send_error is None
+        ):
+            # All of a small body came with the head: read it now (no wait, the connection
+            # is back in the pool at once) and hand it over as bytes.
+            data = b"".join([chunk async for chunk in exchange.chunks])
+            return Response(head.status_code, response_headers, Body(data), reason)
         return Response(
-            head.status_code,
-            response_headers,
-            Body(exchange.chunks, length),
-            head.reason.decode("latin-1"),
+            head.status_code, response_headers, Body(_Chunks(exchange), length), reason
         )
 
     async def _receive_head(self, exchange: _Exchange) -> h11.Response:
@@ -799,6 +907,10 @@ class Client(Service[Request, Response]):
         if not data:
             return
         write_timeout = self.write_timeout
+        if write_timeout == math.inf:  # no deadline of ours (a caller's governs): no scope
+            await pc.conn.send_all(data)
+            self._upload_progress(pc)
+            return
         try:
             with timeout(write_timeout) as scope:
                 if len(data) <= _WRITE_PIECE:
@@ -826,6 +938,11 @@ class Client(Service[Request, Response]):
             read_scope.deadline = trio.current_time() + self.read_timeout
 
     async def _receive(self, pc: _PooledConnection) -> bytes:
+        if self.read_timeout == math.inf:  # no deadline of ours (a caller's governs): no scope
+            received = await pc.conn.receive_some(_READ_SIZE)
+            if received:
+                pc.got_data = True
+            return received if isinstance(received, bytes) else bytes(received)
         try:
             with timeout(self.read_timeout) as pc.read_scope:
                 received = await pc.conn.receive_some(_READ_SIZE)
@@ -848,14 +965,9 @@ class Client(Service[Request, Response]):
         if pool is None:
             pool = self._pools[origin] = _Pool(self.max_connections_per_origin)
         try:
-            with timeout(self.pool_timeout):
-                permit = await pool.permits.acquire()
-        except Elapsed:
-            raise PoolTimeout(
-                f"all {self.max_connections_per_origin} connections to {origin.host}:"
-                f"{origin.port} stayed busy for {self.pool_timeout:g} s (pool_timeout); raise "
-                "max_connections_per_origin or pool_timeout"
-            ) from None
+            permit = pool.permits.try_acquire()  # a free connection slot: no scope, no wait
+        except trio.WouldBlock:
+            permit = await self._wait_for_permit(pool, origin)
         try:
             pc = None if fresh else self._take_idle(pool)
             if pc is None:
@@ -867,6 +979,18 @@ class Client(Service[Request, Response]):
             raise
         self._in_flight += 1
         return _Exchange(self, pool, permit, pc)
+
+    async def _wait_for_permit(self, pool: _Pool, origin: Origin) -> SemaphorePermit:
+        try:
+            with timeout(self.pool_timeout):
+                permit = await pool.permits.acquire()
+        except Elapsed:
+            raise PoolTimeout(
+                f"all {self.max_connections_per_origin} connections to {origin.host}:"
+                f"{origin.port} stayed busy for {self.pool_timeout:g} s (pool_timeout); raise "
+                "max_connections_per_origin or pool_timeout"
+            ) from None
+        return permit
 
     def _take_idle(self, pool: _Pool) -> _PooledConnection | None:
         expired = trio.current_time() - self.keep_alive_timeout

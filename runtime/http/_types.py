@@ -112,7 +112,10 @@ class Headers:
     def remove(self, name: str) -> None:
         """Drop every field called ``name`` (nothing happens if there is none)."""
         key = name.lower()
-        self._items = [item for item in self._items if item[0] != key]
+        for item in self._items:
+            if item[0] == key:
+                self._items = [item for item in self._items if item[0] != key]
+                return
 
     def items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair in order, names lowercased."""
@@ -159,17 +162,36 @@ class Body:
         length: The length, when known in advance (Content-Length).
     """
 
-    __slots__ = ("_chunks", "_consumed", "length")
+    __slots__ = ("_chunks", "_consumed", "_data", "length")
 
     def __init__(self, chunks: AsyncIterable[bytes] | bytes = b"", length: int | None = None):
         if isinstance(chunks, bytes | bytearray | memoryview):
             data = bytes(chunks)
             self.length: int | None = len(data)
+            self._data: bytes | None = data
             self._chunks: AsyncIterable[bytes] = _one(data) if data else _no_chunks()
         else:
             self.length = length
+            self._data = None
             self._chunks = chunks
         self._consumed = False
+
+    @property
+    def buffered(self) -> bytes | None:
+        """The whole body if it is already in memory and unread, else None.
+
+        A client's response body is, when it was small and came with its head: a proxy
+        can pass it on in one write, with nothing left to wait for.
+        """
+        return None if self._consumed else self._data
+
+    async def aclose(self) -> None:
+        """Say the rest of the body is not wanted: a client's response releases its
+        connection (closed, since it was not read to its end). Reading after it fails."""
+        self._consumed = True
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._consumed:

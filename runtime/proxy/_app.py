@@ -205,6 +205,7 @@ async def serve_proxy(
                     name=listener.name,
                     max_connections=listener.max_connections,
                     request_timeout=None,
+                    parser=listener.parser,  # type: ignore[arg-type]
                 ),
                 tls=tls,
             )

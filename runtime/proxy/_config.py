@@ -10,6 +10,7 @@ error keeps tomllib's own line and column.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -88,6 +89,13 @@ def _non_negative_int(_: object, attribute: attrs.Attribute[Any], value: int) ->
         raise ValueError(f"must be 0 or more, got {value}")
 
 
+def _parser(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in ("auto", "h11", "httptools"):
+        raise ValueError(f'must be "auto", "h11" or "httptools", got {value!r}')
+    if value == "httptools" and importlib.util.find_spec("httptools") is None:
+        raise ValueError('httptools is not installed: pip install httptools, or use "auto"')
+
+
 def _positive_int(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 1:
         raise ValueError(f"must be 1 or more, got {value}")
@@ -130,12 +138,15 @@ class ListenerConfig:
         listen: ``HOST:PORT``; port 0 picks one (the proxy prints the one it got).
         tls: Serve TLS (``[listeners.tls]`` with ``cert`` and ``key``).
         max_connections: Connections served at once. Default 10,000.
+        parser: The request parser: ``"auto"`` (httptools if installed, else h11),
+            ``"h11"`` or ``"httptools"``. Both apply the same limits. Default ``"auto"``.
     """
 
     name: str = attrs.field(validator=_name)
     listen: str = attrs.field(validator=_address)
     tls: TlsConfig | None = None
     max_connections: int = attrs.field(default=10_000, validator=_positive_int)
+    parser: str = attrs.field(default="auto", validator=_parser)
 
 
 @attrs.frozen
@@ -194,6 +205,8 @@ class UpstreamConfig:
         ca_file: PEM file of the CAs to trust for ``tls`` (default: the system's).
         server_name: The name to verify (default: the endpoint's host, or the DNS name).
         connect_timeout: Seconds to connect to an endpoint. Default 1.
+        read_timeout: Seconds an endpoint may send nothing in the middle of a response body
+            (until the head, the route's deadlines govern). Default 30.
         failure_threshold: Consecutive failures that eject an endpoint. Default 7.
         min_penalty: Seconds an endpoint stays out after its first ejection. Default 1.
         max_penalty: The longest it stays out, doubling from ``min_penalty``. Default 60.
@@ -211,6 +224,7 @@ class UpstreamConfig:
     ca_file: str | None = None
     server_name: str | None = None
     connect_timeout: float = attrs.field(default=1.0, validator=_positive)
+    read_timeout: float = attrs.field(default=30.0, validator=_positive)
     failure_threshold: int = attrs.field(default=7, validator=_positive_int)
     min_penalty: float = attrs.field(default=1.0, validator=_positive)
     max_penalty: float = attrs.field(default=60.0, validator=_positive)

@@ -15,17 +15,21 @@ goes down that route's stack, each piece one of this project's own Services::
                   CircuitBreaker    per endpoint: eject after failure_threshold failures
                     Exchange        one request to one endpoint over the pooled Client
 
-An exchange runs in a task of the proxy's own nursery: it sends the request, reports the
-response head, then pumps the body into a bounded channel that the downstream response reads.
-When the client goes away (or the body is done) the downstream closes its end, which cancels
-the exchange. An upstream that dies mid-body makes the downstream body fail, and the server
-then aborts the response instead of ending it cleanly.
+An exchange runs in the downstream request's own task, with no task or channel of its own
+(each hand-over between tasks would cost a turn of the scheduler, and on a busy proxy a turn
+is the latency it adds). It sends the request and returns at the response head. A small body
+that came with the head (the common case) is passed on as bytes, its connection back in the
+pool already. A longer one is read from the upstream as the downstream response sends it, so
+the client's pace is the upstream's: when the client goes away (or the body is done) the
+server closes the body, which ends the exchange. An upstream that dies mid-body makes the
+downstream body fail, and the server then aborts the response instead of ending it cleanly.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import Sequence
@@ -62,15 +66,13 @@ from ..service import (
     Service,
     ServiceBuilder,
 )
-from ..sync import EndOfChannel, mpsc
-from ..time import move_on_after
+from ..time import move_on_after, timeout
 from ._config import IDEMPOTENT, ProxyConfig, RouteConfig, UpstreamConfig, parse_address
 from ._headers import end_to_end, forwarded, request_id
 
 logger = logging.getLogger("runtime.proxy")
 access_logger = logging.getLogger("runtime.proxy.access")
 
-_RELAY_DEPTH = 4  # body chunks in flight between an exchange and its downstream response
 _MAX_UPGRADE_HEAD = 64 * 1024
 
 
@@ -119,31 +121,47 @@ class UpstreamReply:
 
 
 class _Relay:
-    """The downstream side of an exchange's body: chunks from a bounded channel.
+    """The downstream side of an upstream's streamed body, read in the downstream
+    response's own task: no task and no channel between the two connections.
 
     ``aclose()`` (the server calls it when the response is done or the client is gone)
-    cancels the exchange.
+    ends the upstream exchange: its connection goes back to the pool if the body was read
+    to its end, else it is closed.
     """
 
-    def __init__(self, receiver: mpsc.Receiver[bytes | BaseException], scope: trio.CancelScope):
-        self._receiver = receiver
-        self._scope = scope
+    __slots__ = ("_body", "_chunks", "_exchange", "_open")
+
+    def __init__(self, body: Body, exchange: Exchange) -> None:
+        self._body = body
+        self._chunks = body.__aiter__()
+        self._exchange = exchange
+        self._open = True
 
     def __aiter__(self) -> _Relay:
         return self
 
     async def __anext__(self) -> bytes:
+        seconds = self._exchange.read_timeout
         try:
-            item = await self._receiver.recv()
-        except EndOfChannel:
-            raise StopAsyncIteration from None
-        if isinstance(item, BaseException):
-            raise UpstreamBroken(f"the upstream failed mid-body: {item!r}") from item
-        return item
+            with timeout(seconds):
+                chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Elapsed:
+            raise UpstreamBroken(
+                f"the upstream sent nothing mid-body for {seconds:g} s (read_timeout)"
+            ) from None
+        except (ClientError, trio.BrokenResourceError, OSError) as exc:
+            raise UpstreamBroken(f"the upstream failed mid-body: {exc!r}") from exc
+        return chunk
 
     async def aclose(self) -> None:
-        self._scope.cancel()
-        self._receiver.close()
+        if self._open:
+            self._open = False
+            try:
+                await self._body.aclose()
+            finally:
+                self._exchange.finished()
 
 
 class _FixedConnector:
@@ -174,6 +192,7 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         self._host, self._port = host, port
         self.in_flight = 0  # exchanges running (their bodies included)
         self.retired = False  # removed from its pool: close once nothing is in flight
+        self.read_timeout = upstream.read_timeout
         self._nursery = nursery
         scheme = "https" if upstream.tls else "http"
         name = server_name or host
@@ -187,8 +206,10 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
             connector=fixed,
             ssl_context=ssl_context,
             connect_timeout=upstream.connect_timeout,
-            read_timeout=3600.0,  # the route's deadlines govern; the body has the client's pace
-            write_timeout=3600.0,
+            # No deadline of the client's own: until the head the route's govern (timeout,
+            # per_try_timeout), and a streamed body has the upstream's read_timeout per chunk.
+            read_timeout=math.inf,
+            write_timeout=math.inf,
             pool_timeout=upstream.connect_timeout,
             max_connections_per_origin=upstream.max_connections_per_endpoint,
             max_response_bytes=1 << 62,
@@ -211,8 +232,36 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
     async def _try(self, request: ProxyRequest) -> UpstreamReply:
         if request.upgrade:
             return await self._upgrade(request)
-        reply: UpstreamReply = await self._nursery.start(self._exchange, request)
-        return reply
+        request.tries += 1
+        request.endpoint = self.key
+        self.in_flight += 1
+        try:
+            response = await self.client.send(
+                request.method,
+                self._base + request.target,
+                headers=request.headers,
+                body=request.body,
+            )
+        except BaseException:
+            self.finished()
+            raise
+        body = response.body
+        assert isinstance(body, Body)
+        data = body.buffered
+        if data is not None:  # small, and all here: its connection is back in the pool
+            self.finished()
+            return UpstreamReply(
+                response.status, response.reason, response.headers, data, self.key
+            )
+        return UpstreamReply(
+            response.status, response.reason, response.headers, _Relay(body, self), self.key
+        )
+
+    def finished(self) -> None:
+        """One exchange is over (its body too): a retired endpoint closes after its last."""
+        self.in_flight -= 1
+        if not self.in_flight and self.retired:
+            self._nursery.start_soon(self.aclose)
 
     async def _upgrade(self, request: ProxyRequest) -> UpstreamReply:
         """Send an upgrade request on a connection of its own and read the answer's head;
@@ -256,47 +305,6 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
             return UpstreamReply(101, reason, headers, b"", self.key, stream, leftover)
         await stream.aclose()  # refused: answer with its head, without its body
         return UpstreamReply(event.status_code, reason, headers, b"", self.key)
-
-    async def _exchange(
-        self, request: ProxyRequest, *, task_status: trio.TaskStatus[UpstreamReply]
-    ) -> None:
-        self.in_flight += 1
-        try:
-            await self._exchange_in_flight(request, task_status)
-        finally:
-            self.in_flight -= 1
-            if not self.in_flight and self.retired:
-                self._nursery.start_soon(self.aclose)
-
-    async def _exchange_in_flight(
-        self, request: ProxyRequest, task_status: trio.TaskStatus[UpstreamReply]
-    ) -> None:
-        request.tries += 1
-        request.endpoint = self.key
-        body: bytes | Body = request.body
-        sender, receiver = mpsc.channel[bytes | BaseException](_RELAY_DEPTH)
-        with trio.CancelScope() as scope, sender:
-            async with self.client.stream(
-                request.method,
-                self._base + request.target,
-                headers=request.headers,
-                body=body,
-            ) as response:
-                assert isinstance(response.body, Body)
-                task_status.started(
-                    UpstreamReply(
-                        response.status,
-                        response.reason,
-                        response.headers,
-                        _Relay(receiver, scope),
-                        self.key,
-                    )
-                )
-                try:
-                    async for chunk in response.body:
-                        await sender.send(chunk)
-                except (ClientError, trio.BrokenResourceError, OSError) as exc:
-                    await sender.send(exc)  # the downstream aborts its response
 
     async def aclose(self) -> None:
         await self.client.aclose()
