@@ -23,6 +23,7 @@ import trio
 
 from ..admin import serve_admin
 from ..http import HttpConfig, HttpServer, Request, Response
+from ..metrics import registry
 from ..net import TcpListener, server_ssl_context
 from ..rt import current
 from ..service import DnsDiscover
@@ -30,6 +31,7 @@ from ..service.discover import Address, Resolver
 from ..sync import CancellationToken
 from ..time import sleep
 from ._config import ConfigError, ProxyConfig, load_config, parse_address, redacted
+from ._metrics import ProxyCollector, ProxyStats
 from ._proxy import Proxy, Upstream
 
 logger = logging.getLogger("runtime.proxy")
@@ -46,7 +48,8 @@ class ProxyApp:
         self.config = config
         self.path = path
         self._nursery = nursery
-        self.proxy = Proxy(config, nursery)
+        self.stats = ProxyStats()  # kept across reloads: the counters go on
+        self.proxy = Proxy(config, nursery, self.stats)
         self.reloads = 0
         self._discovery: trio.CancelScope | None = None
         self.servers: list[HttpServer] = []
@@ -63,6 +66,10 @@ class ProxyApp:
     async def config_page(self, request: Request) -> Response:
         body = {"reloads": self.reloads, "source": self.path, "config": redacted(self.config)}
         return Response.json(body)
+
+    def gauges(self) -> dict[str, tuple[int, int, int]]:
+        """Per upstream of the running config: ``(ready, ejected, in_flight)``."""
+        return {name: up.gauges() for name, up in self.proxy.upstreams.items()}
 
     def start_discovery(self) -> None:
         """Follow the DNS upstreams of the current proxy (the previous ones stop)."""
@@ -88,7 +95,7 @@ class ProxyApp:
                 "upstreams are replaced now"
             )
         old = self.proxy
-        self.proxy = Proxy(new, self._nursery)
+        self.proxy = Proxy(new, self._nursery, self.stats)
         self.config = new
         self.reloads += 1
         self.start_discovery()
@@ -195,6 +202,8 @@ async def serve_proxy(
         bound.append((listener, TcpListener.bind(host, port), tls))
     async with trio.open_nursery() as nursery:
         app = ProxyApp(config, path, nursery)
+        collector = ProxyCollector(app.stats, app.gauges)
+        registry().register(collector)
         app.start_discovery()
         for listener, socket_listener, tls in bound:
             scheme = "https" if tls is not None else "http"
@@ -234,6 +243,7 @@ async def serve_proxy(
             if app._discovery is not None:
                 app._discovery.cancel()
         # the servers drain on the shutdown by themselves; the nursery waits for them
+    registry().unregister(collector)
     await app.proxy.aclose()
 
 

@@ -151,7 +151,7 @@ class ListenerConfig:
 
 @attrs.frozen
 class RouteConfig:
-    """``[[routes]]``: which requests go to which upstream, with what deadlines and retries.
+    r"""``[[routes]]``: which requests go to which upstream, with what deadlines and retries.
 
     A request takes the first route, in file order, whose listener, host, path prefix and
     method all match.
@@ -159,6 +159,8 @@ class RouteConfig:
     Attributes:
         listener: The listener's name.
         upstream: The upstream's name.
+        name: The route's label in metrics and access logs. Default: listener, host and
+            path prefix (``"web *\/api/"``).
         path_prefix: Paths starting with it match (``"/api/"``). Default ``"/"``: all.
         host: Only requests whose ``Host`` is this (without the port); None: any.
         methods: Only these methods; None: any.
@@ -176,6 +178,7 @@ class RouteConfig:
 
     listener: str
     upstream: str
+    name: str | None = attrs.field(default=None, validator=attrs.validators.optional(_name))
     path_prefix: str = attrs.field(default="/", validator=_prefix)
     host: str | None = None
     methods: tuple[str, ...] | None = attrs.field(
@@ -187,6 +190,13 @@ class RouteConfig:
     retry_non_idempotent: bool = False
     max_retry_body: int = attrs.field(default=64 * 1024, validator=_non_negative_int)
     max_concurrency: int = attrs.field(default=1000, validator=_positive_int)
+
+    @property
+    def label(self) -> str:
+        """``name``, or one made of the listener, host and path prefix."""
+        if self.name is not None:
+            return self.name
+        return f"{self.listener} {self.host or '*'}{self.path_prefix}"
 
 
 @attrs.frozen

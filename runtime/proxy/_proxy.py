@@ -69,8 +69,10 @@ from ..service import (
 from ..time import move_on_after, timeout
 from ._config import IDEMPOTENT, ProxyConfig, RouteConfig, UpstreamConfig, parse_address
 from ._headers import end_to_end, forwarded, request_id
+from ._metrics import ProxyStats, status_class
 
 logger = logging.getLogger("runtime.proxy")
+_now = time.perf_counter
 access_logger = logging.getLogger("runtime.proxy.access")
 
 _MAX_UPGRADE_HEAD = 64 * 1024
@@ -186,9 +188,11 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         nursery: trio.Nursery,
         ssl_context: ssl.SSLContext | None,
         server_name: str | None,
+        stats: ProxyStats,
     ) -> None:
         host, port = address
         self.key = format_address(address)
+        self.stats = stats.endpoint(upstream.name, self.key)
         self._host, self._port = host, port
         self.in_flight = 0  # exchanges running (their bodies included)
         self.retired = False  # removed from its pool: close once nothing is in flight
@@ -235,6 +239,7 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         request.tries += 1
         request.endpoint = self.key
         self.in_flight += 1
+        started = _now()
         try:
             response = await self.client.send(
                 request.method,
@@ -242,9 +247,15 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
                 headers=request.headers,
                 body=request.body,
             )
-        except BaseException:
+        except Exception:
             self.finished()
+            self.stats.record("error", _now() - started)
             raise
+        except BaseException:  # cancelled: the per-try deadline, or the client left
+            self.finished()
+            self.stats.record("cancelled", _now() - started)
+            raise
+        self.stats.record(status_class(response.status), _now() - started)
         body = response.body
         assert isinstance(body, Body)
         data = body.buffered
@@ -363,10 +374,12 @@ class RoutePolicy:
 class Upstream:
     """One ``[[upstreams]]`` pool: its endpoints, each behind a CircuitBreaker, in a Balance."""
 
-    def __init__(self, config: UpstreamConfig, nursery: trio.Nursery) -> None:
+    def __init__(self, config: UpstreamConfig, nursery: trio.Nursery, stats: ProxyStats) -> None:
         self.config = config
         self.name = config.name
         self._nursery = nursery
+        self._stats = stats
+        self.breakers: dict[str, CircuitBreaker[ProxyRequest, UpstreamReply]] = {}
         self.balance: Balance[str, ProxyRequest, UpstreamReply] = Balance(load=PeakEwma())
         self.exchanges: dict[str, Exchange] = {}
         self.ready_now = ReadyNow(self.balance, config.name)
@@ -380,7 +393,7 @@ class Upstream:
 
     def add(self, address: tuple[str, int]) -> None:
         exchange = Exchange(
-            address, self.config, self._nursery, self._ssl, self.config.server_name
+            address, self.config, self._nursery, self._ssl, self.config.server_name, self._stats
         )
         breaker = CircuitBreaker(
             exchange,
@@ -390,17 +403,25 @@ class Upstream:
             is_failure=_upstream_failure,
         )
         self.exchanges[exchange.key] = exchange
+        self.breakers[exchange.key] = breaker
         self.balance.insert(exchange.key, breaker)
 
     def remove(self, key: str) -> None:
         """Stop sending new requests to ``key``; requests in flight finish, then its pooled
         connections close."""
         self.balance.remove(key)
+        self.breakers.pop(key, None)
         exchange = self.exchanges.pop(key, None)
         if exchange is not None:
             exchange.retired = True
             if not exchange.in_flight:
                 self._nursery.start_soon(exchange.aclose)
+
+    def gauges(self) -> tuple[int, int, int]:
+        """``(ready, ejected, in_flight)`` now, for the metrics."""
+        ready = sum(1 for breaker in self.breakers.values() if breaker.is_ready())
+        busy = sum(exchange.in_flight for exchange in self.exchanges.values())
+        return ready, len(self.breakers) - ready, busy
 
     async def aclose(self) -> None:
         for exchange in list(self.exchanges.values()):
@@ -410,9 +431,13 @@ class Upstream:
 class Route:
     """One ``[[routes]]`` entry: its match and its stack of layers."""
 
-    def __init__(self, config: RouteConfig, upstream: Upstream, budget: Budget) -> None:
+    def __init__(
+        self, config: RouteConfig, upstream: Upstream, budget: Budget, stats: ProxyStats
+    ) -> None:
         self.config = config
         self.upstream = upstream
+        self.label = config.label
+        self.stats = stats.route(self.label, upstream.name)
         builder = ServiceBuilder().load_shed().concurrency_limit(config.max_concurrency)
         builder = builder.timeout(config.timeout)
         if config.retries:
@@ -481,11 +506,16 @@ def _error(status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -
 class Proxy:
     """Routes and pools built from one config; :meth:`handler` answers one listener."""
 
-    def __init__(self, config: ProxyConfig, nursery: trio.Nursery) -> None:
+    def __init__(
+        self, config: ProxyConfig, nursery: trio.Nursery, stats: ProxyStats | None = None
+    ) -> None:
         self.config = config
+        self.stats = stats if stats is not None else ProxyStats()
         self.budget = Budget()  # 20% of requests + 10/s over 10 s, shared by every route
-        self.upstreams = {u.name: Upstream(u, nursery) for u in config.upstreams}
-        self.routes = [Route(r, self.upstreams[r.upstream], self.budget) for r in config.routes]
+        self.upstreams = {u.name: Upstream(u, nursery, self.stats) for u in config.upstreams}
+        self.routes = [
+            Route(r, self.upstreams[r.upstream], self.budget, self.stats) for r in config.routes
+        ]
 
     def handler(self, listener: str, scheme: str) -> Any:
         async def handle(request: Request) -> Response:
@@ -508,21 +538,27 @@ class Proxy:
             response = _error(404, "no route for this request")
             self._log(request, None, response, started, rid, None)
             return response
+        request.extensions["route"] = route.label  # the HTTP server's figures, per route
         proxied = await self._prepare(request, route, scheme, rid)
         proxied.upgrade = _asks_websocket(request)
         reply: UpstreamReply | None = None
+        outcome = "upstream_error"
         try:
             reply = await route.service(proxied)
         except Overloaded:
+            outcome = "shed"
             response = _error(503, "the route is at its concurrency limit", [("retry-after", "1")])
         except Elapsed:
+            outcome = "timeout"
             response = _error(504, f"no response within the route's {route.config.timeout:g} s")
         except NoEndpoint as exc:
+            outcome = "no_endpoint"
             response = _error(503, str(exc), [("retry-after", "1")])
         except (BudgetExhausted, ClientError, trio.BrokenResourceError, OSError) as exc:
             cause = exc.__cause__ if isinstance(exc, BudgetExhausted) else exc
             response = _error(502, f"the upstream failed: {type(cause).__name__}")
         else:
+            outcome = status_class(reply.status)
             headers = Headers(end_to_end(reply.headers))
             if reply.tunnel is not None:
                 headers.set("upgrade", reply.headers.get("upgrade") or "websocket")
@@ -532,6 +568,7 @@ class Proxy:
             else:
                 response = Response(reply.status, headers, reply.body, reply.reason)
             response.headers.set("x-request-id", rid)
+        route.stats.record(outcome, proxied.tries)
         self._log(request, route, response, started, rid, proxied)
         return response
 
@@ -576,7 +613,7 @@ class Proxy:
             "request_id": rid,
             "method": request.method,
             "target": request.target,
-            "route": None if route is None else route.config.path_prefix,
+            "route": None if route is None else route.label,
             "upstream": None if route is None else route.upstream.name,
             "endpoint": proxied.endpoint if proxied is not None else None,
             "status": response.status,

@@ -469,6 +469,87 @@ async def test_the_admin_port_has_config_and_the_proxy_metrics() -> None:
     assert config["config"]["upstreams"][0]["endpoints"] == [f"127.0.0.1:{port}"]
     assert ready.status == 200
     assert 'server="web"' in metrics and "runtime_http_requests_total" in metrics
+    endpoint = f"127.0.0.1:{port}"
+    # per route: the HTTP server's own figures under the route's label, and the proxy's
+    assert (
+        'runtime_http_requests_total{method="GET",route="web */",server="web",status="200"} 1.0'
+        in metrics
+    )
+    assert (
+        'runtime_proxy_requests_total{outcome="2xx",route="web */",upstream="backend"} 1.0'
+        in metrics
+    )
+    # per upstream endpoint: tries by outcome, time to the head, pool state
+    assert (
+        f'runtime_proxy_upstream_requests_total{{endpoint="{endpoint}",outcome="2xx",'
+        'upstream="backend"} 1.0'
+    ) in metrics
+    assert (
+        f'runtime_proxy_upstream_duration_seconds_count{{endpoint="{endpoint}",'
+        'upstream="backend"} 1.0'
+    ) in metrics
+    assert 'runtime_proxy_upstream_endpoints{state="ready",upstream="backend"} 1.0' in metrics
+    assert 'runtime_proxy_upstream_endpoints{state="ejected",upstream="backend"} 0.0' in metrics
+
+
+async def test_the_metrics_count_failed_tries_retries_and_the_proxys_own_answers() -> None:
+    text = config_text([dead_port()], name="api", retries=1)
+    with trio.fail_after(GUARD):
+        async with proxy(text) as (app, url), Client() as client:
+            assert (await client.get(url)).status == 502  # refused twice: both tries failed
+            metrics = (await client.get(f"{app.admin_url}/metrics")).body.decode()
+    assert (
+        'runtime_proxy_requests_total{outcome="upstream_error",route="api",upstream="backend"} 1.0'
+        in metrics
+    )
+    assert 'runtime_proxy_retries_total{route="api"} 1.0' in metrics
+    assert 'outcome="error",upstream="backend"} 2.0' in metrics
+
+
+async def test_a_long_body_streams_through_intact_and_the_connection_is_reused() -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB: streamed, not read with the head
+
+    async def big(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(payload), 65536):
+                yield payload[start : start + 65536]
+
+        return Response(200, body=chunks())
+
+    with trio.fail_after(GUARD):
+        async with upstream(big) as port, proxy(config_text([port])) as (app, url):
+            async with Client(max_response_bytes=2 << 20) as client:
+                first = await client.get(url)
+                second = await client.get(url)
+            exchange = app.proxy.upstreams["backend"].exchanges[f"127.0.0.1:{port}"]
+            stats = exchange.client.statistics()
+    assert first.body == payload and second.body == payload
+    assert (stats.connections_opened, stats.connections_reused) == (1, 1)
+    assert exchange.in_flight == 0
+
+
+async def test_an_upstream_silent_mid_body_aborts_after_its_read_timeout() -> None:
+    async def stall(stream: trio.SocketStream) -> None:
+        await read_request_head(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+        await trio.sleep_forever()  # the upstream goes quiet mid-body
+
+    with trio.fail_after(GUARD):
+        async with raw_upstream(stall) as (port, _):
+            text = config_text([port], retries=0, _upstream="read_timeout = 0.2")
+            async with proxy(text) as (app, _):
+                stream = await trio.open_tcp_stream("127.0.0.1", app.ports["web"])
+                await stream.send_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                reply = b""
+                try:
+                    while chunk := await stream.receive_some():
+                        reply += chunk
+                except trio.BrokenResourceError:
+                    pass
+                exchange = next(iter(app.proxy.upstreams["backend"].exchanges.values()))
+                assert exchange.in_flight == 0  # the exchange ended with the response
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b" 200 " in head and len(body) < 100000  # cut short, never completed
 
 
 async def test_hop_by_hop_fields_of_the_response_are_dropped() -> None:
