@@ -155,6 +155,12 @@ def test_the_proxy_serves_reloads_and_drains(tmp_path: Path, files: int) -> None
     marker = "runtime.proxy.access: "
     access = [json.loads(line.split(marker, 1)[1]) for line in err.splitlines() if marker in line]
     assert any(a["status"] == 200 and a["upstream"] == "files" for a in access)
+    # the line run-the-proxy.md shows has the fields a real one has, in the same order
+    doc = (
+        Path(__file__).resolve().parents[2] / "docs" / "how-to" / "run-the-proxy.md"
+    ).read_text()
+    shown = next(line for line in doc.splitlines() if line.startswith('{"request_id"'))
+    assert list(json.loads(shown)) == list(access[0])
     assert "reload refused, the running config stays" in err
     assert "web: drained" in err
     assert "Traceback" not in err
