@@ -231,3 +231,48 @@ def test_echo_client_load_generator(server: EchoProcess) -> None:
     assert match, out
     assert int(match[1]) > 0
     assert server.stop()[0] == 0
+
+
+def test_echo_client_sends_a_message_bigger_than_the_socket_buffers(server: EchoProcess) -> None:
+    """20 MB each way: sent by one task while another reads the echo (no deadlock)."""
+    client = Path(__file__).resolve().parent.parent / "examples" / "echo_client.py"
+    out = subprocess.run(
+        [sys.executable, str(client), "--port", str(server.port), "--size", "20000000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.startswith("1 messages over 1 connections in "), out
+    assert server.stop()[0] == 0
+
+
+def test_echo_client_duration_stops_a_run_with_a_message_in_flight() -> None:
+    """A server that never echoes: --duration still ends the client, with 0 messages."""
+    client = Path(__file__).resolve().parent.parent / "examples" / "echo_client.py"
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), never reads
+        port = silent.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, str(client), "--port", str(port), "--duration", "0.5"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    assert out.startswith("0 messages over 1 connections in "), out
+
+
+def test_the_tutorials_shown_run_is_one_its_command_can_print() -> None:
+    """echo-server.md shows one run: its message count is what its command asks for."""
+    doc = Path(__file__).resolve().parent.parent / "docs" / "tutorial" / "echo-server.md"
+    text = doc.read_text()
+    command = re.search(r"\$ python examples/echo_client.py (.*)\n(.*)\n", text)
+    assert command, "the shown run is missing"
+    args = command[1].split()
+    conns = int(args[args.index("--conns") + 1])
+    count = int(args[args.index("--count") + 1])
+    shown = re.match(r"(\d+) messages over (\d+) connections in ([\d.]+)s", command[2])
+    assert shown, command[2]
+    duration = float(args[args.index("--duration") + 1])
+    assert (int(shown[1]), int(shown[2])) == (conns * count, conns)
+    assert float(shown[3]) < duration  # finished by count, before the duration
