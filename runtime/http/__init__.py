@@ -32,6 +32,13 @@ from ._types import Request as Request
 from ._types import Response as Response
 from ._upgrade import OnUpgrade as OnUpgrade
 from ._upgrade import UpgradedConnection as UpgradedConnection
+from .asgi import AsgiConfig as AsgiConfig
+from .asgi import AsgiService as AsgiService
+from .asgi import ClientDisconnected as ClientDisconnected
+from .asgi import LifespanFailed as LifespanFailed
+from .asgi import OverloadResponse as OverloadResponse
+from .asgi import asgi_service as asgi_service
+from .asgi import serve_asgi as serve_asgi
 from .router import Router as Router
 from .websocket import ConnectionClosed as ConnectionClosed
 from .websocket import HandshakeError as HandshakeError
@@ -42,6 +49,13 @@ from .websocket import websocket_endpoint as websocket_endpoint
 from .websocket import ws_connect as ws_connect
 
 __all__ = [
+    "AsgiConfig",
+    "AsgiService",
+    "ClientDisconnected",
+    "LifespanFailed",
+    "OverloadResponse",
+    "asgi_service",
+    "serve_asgi",
     "Body",
     "BodyTooLarge",
     "Client",

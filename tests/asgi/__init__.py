@@ -1,0 +1,1 @@
+"""Tests for runtime.http.asgi (a package, so its helper module can be imported)."""
