@@ -52,7 +52,7 @@ from ..rt._task import unwrap_group
 from ..service import Elapsed, Overloaded, Service
 from ..time import Deadline, TimerWheel, move_on_after
 from ._config import HttpConfig
-from ._server import HttpServer
+from ._server import HttpServer, _Disconnected
 from ._types import Headers, Request, Response
 from ._upgrade import UpgradedConnection
 from .websocket import ConnectionClosed, WebSocket, WebSocketConfig, _accept_key, _run, _tokens
@@ -514,6 +514,8 @@ class _Body:
         if cycle.complete:
             cycle.gone.set()
             raise StopAsyncIteration
+        if cycle.disconnected:
+            raise _Disconnected("the client went away")  # a quiet close
         if cycle.error is not None:
             raise cycle.error  # the server logs it and aborts the response
         raise RuntimeError("the ASGI app returned without completing its response body")
@@ -535,6 +537,7 @@ class _HttpCycle:
         "body_read",
         "cancel",
         "complete",
+        "disconnected",
         "done",
         "early",
         "error",
@@ -567,6 +570,7 @@ class _HttpCycle:
         self.headers: Any = ()
         self.early: list[bytes] = []
         self.complete = False  # the app sent its last body chunk
+        self.disconnected = False  # the client went away, or the server gave up on it
         self.taken = False  # the handler built the response
         self.taken_event: trio.Event | None = None
         self.finished = False
@@ -582,7 +586,16 @@ class _HttpCycle:
                 await service.app(self.scope, self.receive, self.send)
         except Exception as exc:
             self.error = exc
-            if self.complete:
+            if self.disconnected:
+                # What an app does once its client is gone (Starlette raises ClientDisconnect)
+                # is no failure of the app's: a line without a traceback.
+                logger.info(
+                    "ASGI app for %s %s ended with %s after the client went away",
+                    self.request.method,
+                    self.request.target,
+                    type(exc).__name__,
+                )
+            elif self.complete:
                 logger.error(
                     "ASGI app failed after its response to %s %s",
                     self.request.method,
@@ -701,7 +714,9 @@ class _HttpCycle:
         if status is None or (self.finished and not self.complete):
             self.gone.set()
             request = self.request
-            if self.error is not None:
+            if self.disconnected:
+                pass  # logged by run(); the server answers the cause itself (413, 408...)
+            elif self.error is not None:
                 logger.error(
                     "ASGI app failed for %s %s; answered 500",
                     request.method,
@@ -727,6 +742,7 @@ class _HttpCycle:
     def client_gone(self) -> None:
         """The client went away (or the server gave up on it): tell the app, and cancel it
         after ``disconnect_grace``."""
+        self.disconnected = True
         self.gone.set()
         if not self.finished and self.grace is None:
             wheel = TimerWheel.current()
@@ -735,6 +751,7 @@ class _HttpCycle:
 
     async def abandon(self) -> None:
         """The handler was cancelled: cancel the app and wait for its task to end."""
+        self.disconnected = True
         self.taken = True
         self.gone.set()
         if self.taken_event is not None:
