@@ -159,3 +159,14 @@ async def test_splice_is_off_when_the_cancel_tree_is_not_understood(
         await trio.testing.wait_all_tasks_blocked()
         assert not internals.splice(trio.CancelScope(), next(iter(nursery.child_tasks)))
         nursery.cancel_scope.cancel()
+
+
+def test_seeding_the_scheduler_makes_one_interleaving_per_seed() -> None:
+    assert internals._self_test_seed()
+    first = internals._interleaving(11)
+    assert internals._interleaving(11) == first
+    assert sorted(first) == sorted(n for n in range(6) for _ in range(12))
+
+
+async def test_seed_scheduler_works_inside_a_running_trio() -> None:
+    assert internals.seed_scheduler(5)

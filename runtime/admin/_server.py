@@ -23,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 
 from ..http import Handler, HttpConfig, HttpServer, Request, Response, Router
 from ..metrics import registry
-from ..net import TcpListener, servers
+from ..net import Network, TcpListener, servers
 from ..rt import Runtime, current
 from ..time import sleep
 
@@ -143,6 +143,7 @@ async def serve_admin(
     *,
     ready: bool = False,
     extra_routes: Sequence[tuple[str, Handler]] = (),
+    network: Network | None = None,
     task_status: trio.TaskStatus[AdminServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the running runtime's admin endpoint on ``host:port`` until the runtime shuts
@@ -167,6 +168,7 @@ async def serve_admin(
         ready: Start ready (for an app with nothing to warm up).
         extra_routes: More ``GET`` routes of the application's own, as ``(pattern,
             handler)`` pairs (the proxy adds ``/config``).
+        network: Where to listen (default: this machine's TCP); a simulated host in tests.
         task_status: Reports the :class:`AdminServer` once it accepts connections.
 
     Raises:
@@ -174,7 +176,7 @@ async def serve_admin(
         NoRuntimeError: no runtime is running here.
     """
     rt = current()
-    listener = TcpListener.bind(host, port)
+    listener = TcpListener.bind(host, port) if network is None else network.bind(host, port)
     admin = AdminServer(rt, host, listener.port, ready=ready)
     if not _is_loopback(host):
         logger.warning(

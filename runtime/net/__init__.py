@@ -12,6 +12,7 @@ from ._listener import SocketListener as SocketListener
 from ._listener import TcpListener as TcpListener
 from ._listener import UnixListener as UnixListener
 from ._listener import open_tcp_listeners as open_tcp_listeners
+from ._network import TcpNetwork as TcpNetwork
 from ._reactor import ReactorStatistics as ReactorStatistics
 from ._reactor import current_reactor as current_reactor
 from ._reactor import reactor_statistics as reactor_statistics
@@ -42,6 +43,7 @@ from .abc import Connection as Connection
 from .abc import Connector as Connector
 from .abc import HalfCloseableConnection as HalfCloseableConnection
 from .abc import Listener as Listener
+from .abc import Network as Network
 
 __all__ = [
     "RESOURCE_ACCEPT_ERRORS",
@@ -51,7 +53,9 @@ __all__ = [
     "Connector",
     "HalfCloseableConnection",
     "Listener",
+    "Network",
     "TcpConnector",
+    "TcpNetwork",
     "TlsConnection",
     "TlsConnector",
     "UnixConnector",

@@ -139,12 +139,42 @@ class Connector(Protocol[C_co]):
     async def connect(self, host: str, port: int) -> C_co: ...
 
 
+class BoundListener(Listener[C_co], Protocol[C_co]):
+    """A :class:`Listener` bound to a port it can tell (useful after asking for port 0)."""
+
+    @property
+    def port(self) -> int: ...
+
+
+class Network(Protocol):
+    """Where a program opens its listeners and its outgoing connections.
+
+    Code that takes a ``network`` (the proxy, the admin endpoint) opens every socket through
+    it, so the same code runs on the machine's TCP stack (:class:`~runtime.net.TcpNetwork`,
+    the default) or on a host of a simulated network (``runtime.testing.sim``).
+    """
+
+    def bind(self, host: str, port: int) -> BoundListener[Connection]:
+        """Listen on ``host:port`` (port 0 picks one).
+
+        Raises:
+            OSError: the address is in use or not this host's.
+        """
+        ...
+
+    def connector(self, *, connect_timeout: float | None) -> Connector[Connection]:
+        """A Connector whose connects give up after ``connect_timeout`` seconds."""
+        ...
+
+
 __all__ = [
     "Address",
+    "BoundListener",
     "Connection",
     "Connector",
     "HalfCloseableConnection",
     "Listener",
+    "Network",
     "Touchable",
     "format_address",
 ]

@@ -24,7 +24,7 @@ import trio
 from ..admin import serve_admin
 from ..http import HttpConfig, HttpServer, Request, Response
 from ..metrics import registry
-from ..net import TcpListener, server_ssl_context
+from ..net import Network, TcpNetwork, server_ssl_context
 from ..rt import current
 from ..service import DnsDiscover
 from ..service.discover import Address, Resolver
@@ -44,12 +44,19 @@ def _url_host(host: str) -> str:
 class ProxyApp:
     """The running proxy: the current :class:`Proxy` (swapped on reload) and its servers."""
 
-    def __init__(self, config: ProxyConfig, path: str | None, nursery: trio.Nursery) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        path: str | None,
+        nursery: trio.Nursery,
+        network: Network | None = None,
+    ) -> None:
         self.config = config
+        self.network = network
         self.path = path
         self._nursery = nursery
         self.stats = ProxyStats()  # kept across reloads: the counters go on
-        self.proxy = Proxy(config, nursery, self.stats)
+        self.proxy = Proxy(config, nursery, self.stats, network)
         self.reloads = 0
         self._discovery: trio.CancelScope | None = None
         self.servers: list[HttpServer] = []
@@ -95,7 +102,7 @@ class ProxyApp:
                 "upstreams are replaced now"
             )
         old = self.proxy
-        self.proxy = Proxy(new, self._nursery, self.stats)
+        self.proxy = Proxy(new, self._nursery, self.stats, self.network)
         self.config = new
         self.reloads += 1
         self.start_discovery()
@@ -185,6 +192,7 @@ async def serve_proxy(
     config: ProxyConfig,
     *,
     path: str | None = None,
+    network: Network | None = None,
     task_status: trio.TaskStatus[ProxyApp] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``config`` until the runtime shuts down.
@@ -192,16 +200,24 @@ async def serve_proxy(
     Prints ``listening on http://HOST:PORT`` (``https`` for TLS) per listener, then
     ``admin on http://HOST:PORT``, once everything accepts.
 
+    Args:
+        config: The validated config.
+        path: The config file, re-read on SIGHUP.
+        network: Where the listeners, the admin endpoint and the upstream connections are
+            opened: the machine's TCP (:class:`~runtime.net.TcpNetwork`) by default, or a
+            host of a simulated network (``runtime.testing.sim``).
+
     Raises:
         OSError: a listener or the admin address can't be bound.
     """
+    net: Network = network if network is not None else TcpNetwork()
     bound = []
     for listener in config.listeners:
         host, port = parse_address(listener.listen)
         tls = server_ssl_context(listener.tls.cert, listener.tls.key) if listener.tls else None
-        bound.append((listener, TcpListener.bind(host, port), tls))
+        bound.append((listener, net.bind(host, port), tls))
     async with trio.open_nursery() as nursery:
-        app = ProxyApp(config, path, nursery)
+        app = ProxyApp(config, path, nursery, network)
         collector = ProxyCollector(app.stats, app.gauges)
         registry().register(collector)
         app.start_discovery()
@@ -226,7 +242,11 @@ async def serve_proxy(
         admin_host, admin_port = parse_address(config.admin.listen)
         admin = await nursery.start(
             functools.partial(
-                serve_admin, admin_host, admin_port, extra_routes=[("/config", app.config_page)]
+                serve_admin,
+                admin_host,
+                admin_port,
+                extra_routes=[("/config", app.config_page)],
+                network=net,
             )
         )
         app.admin_url = admin.url

@@ -50,7 +50,7 @@ from ..http import (
     Response,
     UpgradedConnection,
 )
-from ..net import TcpConnector, TlsConnector
+from ..net import Network, TcpNetwork, TlsConnector
 from ..net.abc import Connection, format_address
 from ..service import (
     Backoff,
@@ -170,9 +170,9 @@ class _FixedConnector:
     """Connects to one endpoint whatever host the URL names (the URL's host is what TLS
     verifies: the upstream's server_name)."""
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(self, host: str, port: int, timeout: float, network: Network) -> None:
         self._host, self._port = host, port
-        self._tcp = TcpConnector(connect_timeout=timeout)
+        self._tcp = network.connector(connect_timeout=timeout)
 
     async def connect(self, host: str, port: int) -> Connection:
         return await self._tcp.connect(self._host, self._port)
@@ -189,6 +189,7 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         ssl_context: ssl.SSLContext | None,
         server_name: str | None,
         stats: ProxyStats,
+        network: Network,
     ) -> None:
         host, port = address
         self.key = format_address(address)
@@ -202,7 +203,7 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
         name = server_name or host
         url_name = f"[{name}]" if ":" in name else name
         self._base = f"{scheme}://{url_name}:{port}"
-        fixed = _FixedConnector(host, port, upstream.connect_timeout)
+        fixed = _FixedConnector(host, port, upstream.connect_timeout, network)
         self._connector: Any = fixed
         if ssl_context is not None:
             self._connector = TlsConnector(ssl_context, inner=fixed, server_hostname=name)
@@ -374,8 +375,15 @@ class RoutePolicy:
 class Upstream:
     """One ``[[upstreams]]`` pool: its endpoints, each behind a CircuitBreaker, in a Balance."""
 
-    def __init__(self, config: UpstreamConfig, nursery: trio.Nursery, stats: ProxyStats) -> None:
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        nursery: trio.Nursery,
+        stats: ProxyStats,
+        network: Network | None = None,
+    ) -> None:
         self.config = config
+        self.network: Network = network if network is not None else TcpNetwork()
         self.name = config.name
         self._nursery = nursery
         self._stats = stats
@@ -393,7 +401,13 @@ class Upstream:
 
     def add(self, address: tuple[str, int]) -> None:
         exchange = Exchange(
-            address, self.config, self._nursery, self._ssl, self.config.server_name, self._stats
+            address,
+            self.config,
+            self._nursery,
+            self._ssl,
+            self.config.server_name,
+            self._stats,
+            self.network,
         )
         breaker = CircuitBreaker(
             exchange,
@@ -507,12 +521,18 @@ class Proxy:
     """Routes and pools built from one config; :meth:`handler` answers one listener."""
 
     def __init__(
-        self, config: ProxyConfig, nursery: trio.Nursery, stats: ProxyStats | None = None
+        self,
+        config: ProxyConfig,
+        nursery: trio.Nursery,
+        stats: ProxyStats | None = None,
+        network: Network | None = None,
     ) -> None:
         self.config = config
         self.stats = stats if stats is not None else ProxyStats()
         self.budget = Budget()  # 20% of requests + 10/s over 10 s, shared by every route
-        self.upstreams = {u.name: Upstream(u, nursery, self.stats) for u in config.upstreams}
+        self.upstreams = {
+            u.name: Upstream(u, nursery, self.stats, network) for u in config.upstreams
+        }
         self.routes = [
             Route(r, self.upstreams[r.upstream], self.budget, self.stats) for r in config.routes
         ]

@@ -207,7 +207,9 @@ class BalanceStatistics:
 
 
 def _default_rng() -> random.Random:
-    return random.Random()
+    # Seeded from the global generator, so random.seed(n) (which the simulator calls) makes
+    # a whole program's draws repeatable; unseeded, it is as random as random.Random().
+    return random.Random(random.getrandbits(64))
 
 
 @attrs.define(eq=False, init=False)

@@ -198,7 +198,9 @@ def _check_penalties(min_penalty: float, max_penalty: float) -> None:
 
 
 def _default_rng() -> random.Random:
-    return random.Random()
+    # Seeded from the global generator, so random.seed(n) (which the simulator calls) makes
+    # a whole program's draws repeatable; unseeded, it is as random as random.Random().
+    return random.Random(random.getrandbits(64))
 
 
 def _is_error(result: outcome.Outcome[Any]) -> bool:
