@@ -1,4 +1,4 @@
-"""Command line: ``python -m runtime demo`` (also installed as ``trio-runtime``)."""
+"""Command line: ``python -m runtime demo|serve|proxy|top`` (installed as ``trio-runtime``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import _demo
+from . import _demo, _serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--config", required=True, help="the proxy's TOML config file")
     proxy.add_argument("--check", action="store_true", help="validate the config and exit")
     proxy.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve an ASGI app (Starlette, FastAPI...) on the runtime's HTTP server",
+        description="Serve an ASGI app: python -m runtime serve main:app --port 8000",
+    )
+    _serve.add_arguments(serve)
     top = sub.add_parser("top", help="a live terminal view of a process's admin endpoint")
     top.add_argument("--admin", required=True, help="the admin endpoint, HOST:PORT")
     top.add_argument("--interval", default="1.0", help="seconds between polls (default 1)")
@@ -36,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``python -m runtime`` and the ``trio-runtime`` script."""
+    if argv is None:
+        argv = sys.argv[1:]
     args = _parser().parse_args(argv)
     if args.command == "top":  # no logging setup: the terminal belongs to the view
         from .admin import _top
@@ -55,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             admin_port=args.admin_port,
             grace=args.grace,
         )
+    if args.command == "serve":
+        return _serve.run_serve(args, argv)
     if args.command == "proxy":
         from .proxy import run_proxy
 
