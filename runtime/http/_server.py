@@ -197,7 +197,7 @@ class HttpServer:
             self.metrics = HttpRequestMetrics(self.config.name)
             hub(rt).http.add(self.metrics)
         self._scheme = "https" if tls is not None else "http"
-        self._connections: set[_HttpConnection] = set()
+        self._connections: dict[_HttpConnection, None] = {}  # ordered: one drain order
         self._date_lines: tuple[int, str] = (0, "")
         # Where the disconnect watchers of slow handlers run (see ``_WATCH_DELAY``); each
         # connection waits for its watcher to end before it reads again or closes.
@@ -486,7 +486,7 @@ class _HttpConnection:
         """
         server = self.server
         connection = self.connection
-        server._connections.add(self)
+        server._connections[self] = None
         self.idle_deadline = self.wheel.now() + self.config.keep_alive_timeout
         first = b""
         try:
@@ -574,7 +574,7 @@ class _HttpConnection:
                     await self._close()
                 return
         finally:
-            server._connections.discard(self)
+            server._connections.pop(self, None)
             self.phase = self.handler_stage = _NONE
             self.io.close()
             self.handler.close()

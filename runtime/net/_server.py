@@ -211,7 +211,8 @@ class Server(Generic[C]):
         self._nursery: trio.Nursery | None = None
         self._idle = trio.Event()
         self._idle.set()
-        self._connections: set[Connection] = set()
+        # a dict as an ordered set: a drain visits connections in one order (the simulator)
+        self._connections: dict[Connection, None] = {}
         self._runtime: Runtime | None = None  # the runtime it serves in, once serving
 
     def statistics(self) -> ServerStatistics:
@@ -375,7 +376,7 @@ class Server(Generic[C]):
         self._active += 1
         if self._active == 1:
             self._idle = trio.Event()
-        self._connections.add(connection)
+        self._connections[connection] = None
         self._nursery.start_soon(self._connection, connection)
 
     def _ended(self) -> None:
@@ -431,8 +432,8 @@ class Server(Generic[C]):
                     exc_info=exc,
                 )
         finally:
-            self._connections.discard(served)
-            self._connections.discard(connection)
+            self._connections.pop(served, None)
+            self._connections.pop(connection, None)
             try:
                 if self.draining.is_cancelled():
                     with self._linger_scope():
@@ -459,8 +460,8 @@ class Server(Generic[C]):
                 "%s: %s TLS handshake failed: %r", self.config.name, _peer(connection), exc
             )
             raise _HandshakeFailed from exc
-        self._connections.discard(connection)
-        self._connections.add(tls)
+        self._connections.pop(connection, None)
+        self._connections[tls] = None
         if self.draining.is_cancelled() and self.config.drain_reads:
             tls.end_input()
         return tls

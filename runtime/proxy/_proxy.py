@@ -106,6 +106,7 @@ class ProxyRequest:
     tries: int = 0
     endpoint: str = ""
     upgrade: bool = False  # a WebSocket upgrade: tunnel the connection after a 101
+    failed_on: list[str] = attrs.Factory(list)  # endpoints a try failed on: retries avoid them
 
 
 @attrs.define(eq=False)
@@ -346,9 +347,17 @@ class ReadyNow(Service[ProxyRequest, UpstreamReply]):
         self.name = name
 
     async def __call__(self, request: ProxyRequest) -> UpstreamReply:
+        # A retry goes to an endpoint this request has not failed on, while one is ready:
+        # with two of three endpoints down, tries that drew the same dead one twice failed
+        # requests the third would have answered (the simulator found it; see tests/sim).
         try:
-            with self.balance.ready_nowait() as call:
-                return await call(request)
+            with self.balance.ready_nowait(request.failed_on) as call:
+                try:
+                    return await call(request)
+                except Exception:
+                    if request.endpoint:
+                        request.failed_on.append(request.endpoint)
+                    raise
         except trio.WouldBlock:
             raise NoEndpoint(f"upstream {self.name!r} has no ready endpoint") from None
 

@@ -125,7 +125,7 @@ class Runtime:
         self._system_nursery: trio.Nursery | None = None
         self._services: dict[object, object] = {}
         self._fatal: BaseException | None = None
-        self._shields: set[trio.CancelScope] = set()
+        self._shields: dict[trio.CancelScope, None] = {}  # ordered: one cancel order
         self._root_task: trio.lowlevel.Task | None = None  # the task the runtime runs in
         self._started_at = 0.0
 
@@ -358,12 +358,12 @@ class Runtime:
         state = self._shutdown
         if state is not None and state.hard_stop is not None:
             scope.cancel()
-        self._shields.add(scope)
+        self._shields[scope] = None
         try:
             with scope:
                 yield scope
         finally:
-            self._shields.discard(scope)
+            self._shields.pop(scope, None)
 
     async def _watch_signals(self, *, task_status: trio.TaskStatus[None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

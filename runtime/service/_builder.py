@@ -93,7 +93,7 @@ class ServiceBuilder:
                 policy,
                 backoff=backoff if backoff is not None else Backoff(),
                 budget=budget,
-                rng=rng if rng is not None else random.Random(),
+                rng=rng if rng is not None else random.Random(random.getrandbits(64)),
             )
         )
 
@@ -173,6 +173,6 @@ class ServiceBuilder:
                 min_penalty=min_penalty,
                 max_penalty=max_penalty,
                 jitter=jitter,
-                rng=rng if rng is not None else random.Random(),
+                rng=rng if rng is not None else random.Random(random.getrandbits(64)),
             )
         )

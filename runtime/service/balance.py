@@ -34,7 +34,7 @@ from __future__ import annotations
 import abc
 import math
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Container, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
@@ -230,7 +230,7 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
     _endpoints: list[Endpoint[K, Req, Resp]]
     _positions: dict[K, int]
     _changed: trio.Event
-    _wakeups: set[trio.CancelScope]
+    _wakeups: dict[trio.CancelScope, None]  # ordered: waiters wake in one order
 
     def __init__(self, *, load: Load | None = None, rng: random.Random | None = None) -> None:
         self.load = load if load is not None else PeakEwma()
@@ -238,7 +238,7 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
         self._endpoints = []
         self._positions = {}
         self._changed = trio.Event()
-        self._wakeups = set()
+        self._wakeups = {}
 
     # -- the endpoint set -----------------------------------------------------------------
 
@@ -421,25 +421,29 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
                 continue
             endpoint = self._two(self._endpoints)
             with trio.CancelScope() as wakeup:  # cancelled by a change to the endpoint set
-                self._wakeups.add(wakeup)
+                self._wakeups[wakeup] = None
                 try:
                     async with endpoint.service.ready() as call:
-                        self._wakeups.discard(wakeup)  # from here on, nothing cancels it
+                        self._wakeups.pop(wakeup, None)  # from here on, nothing cancels it
                         if not wakeup.cancel_called:
                             yield endpoint, call
                             return
                         # the set changed as the reservation came in: give it back, choose again
                 finally:
-                    self._wakeups.discard(wakeup)
+                    self._wakeups.pop(wakeup, None)
 
     @asynccontextmanager
     async def _ready(self) -> AsyncIterator[Call[Req, Resp]]:
         async with self._reserve() as (endpoint, call):
             yield lambda request: self._send(endpoint, call, request)
 
+    def _pick_avoiding(self, avoid: Container[K]) -> Endpoint[K, Req, Resp] | None:
+        others = [e for e in self._endpoints if e.key not in avoid and e.service.is_ready()]
+        return self._two(others) if others else self._pick_ready()
+
     @contextmanager
-    def _ready_nowait(self) -> Iterator[Call[Req, Resp]]:
-        endpoint = self._pick_ready()
+    def _ready_nowait(self, avoid: Container[K]) -> Iterator[Call[Req, Resp]]:
+        endpoint = self._pick_avoiding(avoid) if avoid else self._pick_ready()
         if endpoint is None:
             raise trio.WouldBlock
         with endpoint.service.ready_nowait() as call:
@@ -453,13 +457,18 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
         """
         return self._ready()
 
-    def ready_nowait(self) -> AbstractContextManager[Call[Req, Resp]]:
+    def ready_nowait(self, avoid: Container[K] = ()) -> AbstractContextManager[Call[Req, Resp]]:
         """Choose a ready endpoint and reserve it.
+
+        Args:
+            avoid: Keys to choose only if no other endpoint is ready: a retry passes the
+                endpoints its request already failed on, so that it goes elsewhere while
+                elsewhere is there (Envoy's ``previous_hosts`` predicate).
 
         Raises:
             trio.WouldBlock: (on entry) no endpoint is ready.
         """
-        return self._ready_nowait()
+        return self._ready_nowait(avoid)
 
     def is_ready(self) -> bool:
         return any(endpoint.service.is_ready() for endpoint in self._endpoints)

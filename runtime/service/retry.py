@@ -276,7 +276,8 @@ class Budget:
 
 
 def _default_rng() -> random.Random:
-    return random.Random()
+    # Seeded from the global generator: random.seed(n) (the simulator's) makes it repeatable.
+    return random.Random(random.getrandbits(64))
 
 
 @attrs.define(eq=False)

@@ -63,7 +63,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("sim_seed", seeds, ids=[f"seed={seed}" for seed in seeds])
 
 
-_CLOCKED = frozenset({"mock_runtime", "sim"})
+_CLOCKED = frozenset({"mock_runtime", "sim", "sim_seed"})
 
 
 def _run_under_autojump(fn: Any, *, clock: Any = None, instruments: Any = ()) -> Any:

@@ -374,3 +374,21 @@ async def test_a_change_as_a_reservation_arrives_sends_the_request_once(
     assert results == ["y"]
     assert sum(handle.statistics().calls for handle in handles) == 1
     assert [handle.statistics().reserved for handle in handles] == [0, 0]
+
+
+async def test_ready_nowait_avoids_the_keys_it_is_given_while_another_is_ready(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    calls = dict.fromkeys(range(3), 0)
+    balance: Balance[int, int, int] = Balance(rng=random.Random(1))
+    for key in range(3):
+        balance.insert(key, sleeper(FAST, calls, key))
+    for n in range(100):
+        with balance.ready_nowait(avoid={0, 1}) as call:
+            assert await call(n) == n
+    assert calls == {0: 0, 1: 0, 2: 100}
+    # when only avoided endpoints are left, one of them is still better than none
+    balance.remove(2)
+    with balance.ready_nowait(avoid={0, 1}) as call:
+        assert await call(7) == 7
+    assert calls[0] + calls[1] == 1
