@@ -70,6 +70,7 @@ def test_benchmark_runs_in_smoke_mode(script: str, args: list[str], ratio_line: 
 def test_every_benchmark_script_has_a_smoke_run() -> None:
     scripts = {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
     closer = {"echo.py", "http.py", "ws.py", "metrics.py", "proxy.py"}  # own tests below
+    closer.add("redis.py")  # tests/test_redis_benchmark_smoke.py
     assert scripts == closer | {script for script, _, _ in SMOKE_RUNS}
 
 

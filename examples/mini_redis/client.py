@@ -30,11 +30,10 @@ if __package__ in (None, ""):  # run as a script: make the folder importable as 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import runtime
+from mini_redis import resp
 from runtime.io import Framed
 from runtime.net import TcpStream
 from runtime.time import timeout as deadline
-
-from mini_redis import resp
 
 Arg = bytes | str | int
 
