@@ -211,7 +211,8 @@ def report_targets(runs: Runs, caveat: str) -> None:
         print(
             f"  {verdict}  mini-redis/redis-server {name} -P 1: {value:.2f}x "
             f"(>= {UNPIPELINED_TARGET}x; stretch {UNPIPELINED_STRETCH}x {stretch}; rounds: "
-            f"{', '.join(f'{x:.2f}' for x in per_round)})"
+            f"{', '.join(f'{x:.2f}' for x in per_round)}; "
+            f"median of the rounds' ratios {statistics.median(per_round):.2f}x)"
         )
     piped = runs.get(PIPELINE, {})
     for name, by_server in piped.items():

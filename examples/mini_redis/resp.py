@@ -104,6 +104,8 @@ Reply: TypeAlias = (
 a tuple (an array)."""
 
 _CRLF: Final = b"\r\n"
+_FAST_WINDOW: Final = 1024  # bytes the fast path of CommandCodec looks at
+_FAST_ARGS: Final = 8  # arguments it takes at most
 _NEED: Final = -1  # a parse position meaning "incomplete"
 
 
@@ -232,11 +234,46 @@ class CommandCodec(_Limits):
         while buffer:
             if _waiting(buffer):
                 return None
+            if buffer[0] == 0x2A and (command := self._short_command(buffer)) is not None:
+                return command
             multibulk = buffer[0] == 0x2A  # "*"
             command = self._multibulk(buffer) if multibulk else self._inline(buffer)
             if command is None or command:
                 return command
         return None
+
+    def _short_command(self, buffer: bytearray) -> list[bytes] | None:
+        """The fast path: a whole, well-formed command of a few short arguments at the front.
+
+        It works on a ``bytes`` copy of the first ``_FAST_WINDOW`` bytes (slices of bytes are
+        bytes, so each argument is copied once) and gives up, returning None, at anything
+        unusual: a long or incomplete command, a bad length, a missing ``\\r\\n``. The
+        general path then decodes it, or raises the right error.
+        """
+        data = bytes(buffer[:_FAST_WINDOW])
+        end = data.find(b"\r\n", 1, 6)
+        if end < 0:
+            return None
+        count = data[1:end]
+        if not count.isdigit() or not 0 < (n := int(count)) <= min(_FAST_ARGS, self.max_array):
+            return None
+        pos = end + 2
+        args = []
+        for _ in range(n):
+            end = data.find(b"\r\n", pos + 1, pos + 12)
+            length = data[pos + 1 : end]
+            if end < 0 or data[pos] != 0x24 or not length.isdigit():
+                return None
+            start = end + 2
+            stop = start + int(length)
+            if data[stop : stop + 2] != _CRLF or stop - start > self.max_bulk:
+                return None
+            args.append(data[start:stop])
+            pos = stop + 2
+        if pos > self.max_frame:
+            return None
+        del buffer[:pos]
+        return args
 
     def _multibulk(self, buffer: bytearray) -> list[bytes] | None:
         end = self._line_end(buffer, 1)

@@ -88,6 +88,20 @@ def test_bulk_at_the_limit_is_accepted() -> None:
         feed(codec, [b"*1\r\n$5\r\nabcde\r\n"])
 
 
+def test_the_fast_path_keeps_every_limit() -> None:
+    """Short commands take a fast path; it must refuse what the general path refuses."""
+    command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n"
+    assert feed(CommandCodec(), [command]) == [[b"SET", b"k", b"value"]]
+    with pytest.raises(FrameTooLarge, match="max_array"):
+        feed(CommandCodec(max_array=2), [command])
+    with pytest.raises(FrameTooLarge, match="max_bulk"):
+        feed(CommandCodec(max_bulk=4), [command])
+    with pytest.raises(FrameTooLarge, match="max_frame"):
+        feed(CommandCodec(max_frame=20), [command])
+    with pytest.raises(FrameError, match="invalid bulk length"):
+        feed(CommandCodec(), [b"*1\r\n$ 3\r\nGET\r\n"])
+
+
 def test_too_many_arguments_are_refused_from_the_header() -> None:
     with pytest.raises(FrameTooLarge, match=r"array of 1000000000 elements exceeds 1048576"):
         CommandCodec().decode(ReadBuffer(b"*1000000000\r\n"))
