@@ -292,7 +292,8 @@ class AsgiService(Service[Request, Response]):
         Cancellation: a cancelled call (the server's request timeout, a client that left, a
         ``Timeout`` layer) cancels the app's task and waits for it to end.
         """
-        if "upgrade" in request.headers and "websocket" in _tokens(request.headers.get("upgrade")):
+        upgrade = request.headers.get("upgrade")
+        if upgrade is not None and "websocket" in _tokens(upgrade):
             return await self._websocket(request)
         cycle = _HttpCycle(self, request)
         self._spawn(cycle.run, f"asgi {request.method} {request.path}")
@@ -326,7 +327,11 @@ class AsgiService(Service[Request, Response]):
         client = _client(request.peer_address)
         scheme = request.scheme
         headers = request.headers
-        if config.proxy_headers and self._trusted(client[0] if client else None):
+        if (
+            config.proxy_headers
+            and ("x-forwarded-for" in headers or "x-forwarded-proto" in headers)
+            and self._trusted(client[0] if client else None)
+        ):
             proto = headers.get("x-forwarded-proto")
             if proto:
                 scheme = proto.split(",")[0].strip().lower()
@@ -512,7 +517,7 @@ class _Body:
             pass
         cycle = self.cycle
         if cycle.complete:
-            cycle.gone.set()
+            cycle.end()
             raise StopAsyncIteration
         if cycle.disconnected:
             raise _Disconnected("the client went away")  # a quiet close
@@ -545,6 +550,7 @@ class _HttpCycle:
         "gone",
         "grace",
         "headers",
+        "over",
         "ready",
         "request",
         "scope",
@@ -563,8 +569,11 @@ class _HttpCycle:
         self.body_left = True  # the last http.request message is still to be given
         self.body_read = 0
         self.ready = trio.Event()  # the handler may build the response (or the app ended)
-        self.gone = trio.Event()  # the response is done or the client went away
-        self.done = trio.Event()  # the app's task ended
+        # The response is done or the client went away: ``over``, and the event that a
+        # receive() waiting for it parks on (made only then: most apps never wait).
+        self.over = False
+        self.gone: trio.Event | None = None
+        self.done: trio.Event | None = None  # made by abandon(), to wait for the app's end
         self.cancel = trio.CancelScope()
         self.status: int | None = None
         self.headers: Any = ()
@@ -607,8 +616,9 @@ class _HttpCycle:
             if self.sender is not None:
                 self.sender.close()
             self.ready.set()
-            self.gone.set()
-            self.done.set()
+            self.end()
+            if self.done is not None:
+                self.done.set()
             if self.grace is not None:
                 self.grace.close()
             service._task_ended()
@@ -618,7 +628,10 @@ class _HttpCycle:
     async def receive(self) -> Message:
         if self.body_left:
             return await self._read_body()
-        await self.gone.wait()
+        if not self.over:
+            if self.gone is None:
+                self.gone = trio.Event()
+            await self.gone.wait()
         return {"type": "http.disconnect"}
 
     async def _read_body(self) -> Message:
@@ -657,7 +670,7 @@ class _HttpCycle:
                 raise RuntimeError("http.response.body before http.response.start")
             if self.complete:
                 raise RuntimeError("http.response.body after the response was complete")
-            if self.gone.is_set():
+            if self.over:
                 raise ClientDisconnected("the client went away")
             body = message.get("body", b"")
             more = message.get("more_body", False)
@@ -712,7 +725,7 @@ class _HttpCycle:
     def _take(self) -> Response:
         status = self.status
         if status is None or (self.finished and not self.complete):
-            self.gone.set()
+            self.end()
             request = self.request
             if self.disconnected:
                 pass  # logged by run(); the server answers the cause itself (413, 408...)
@@ -733,17 +746,23 @@ class _HttpCycle:
             return Response.text("Internal Server Error\n", 500)
         headers = Headers(self.headers)
         if self.complete:
-            self.gone.set()
+            self.end()
             early = self.early
             return Response(status, headers, early[0] if len(early) == 1 else b"".join(early))
         self.sender, receiver = trio.open_memory_channel[bytes](1)
         return Response(status, headers, _Body(self, self.early, receiver))
 
+    def end(self) -> None:
+        """The response is done, or the client went away: a waiting receive() returns."""
+        self.over = True
+        if self.gone is not None:
+            self.gone.set()
+
     def client_gone(self) -> None:
         """The client went away (or the server gave up on it): tell the app, and cancel it
         after ``disconnect_grace``."""
         self.disconnected = True
-        self.gone.set()
+        self.end()
         if not self.finished and self.grace is None:
             wheel = TimerWheel.current()
             self.grace = Deadline(self.cancel.cancel, wheel)
@@ -753,12 +772,15 @@ class _HttpCycle:
         """The handler was cancelled: cancel the app and wait for its task to end."""
         self.disconnected = True
         self.taken = True
-        self.gone.set()
+        self.end()
         if self.taken_event is not None:
             self.taken_event.set()
         self.cancel.cancel()
         with move_on_after(self.service.config.disconnect_grace, shield=True):
-            await self.done.wait()
+            if not self.finished:
+                if self.done is None:
+                    self.done = trio.Event()
+                await self.done.wait()
 
 
 # -- one WebSocket --------------------------------------------------------------------------
