@@ -95,13 +95,13 @@ def pytest_runtest_makereport(
     seed = callspec.params.get("sim_seed") if callspec is not None else None
     if seed is None or not report.failed:
         return
-    nodeid = item.nodeid.split("[", 1)[0]
-    report.sections.append(
-        (
-            "simulation seed",
-            f"failed with sim seed {seed}; replay: pytest '{nodeid}' {SEED_OPTION} {seed}",
-        )
-    )
+    report.sections.append(("simulation seed", replay_line(item.nodeid, seed)))
+
+
+def replay_line(nodeid: str, seed: int) -> str:
+    """What a failed simulation test reports: its seed and the command that replays it."""
+    test = nodeid.split("[", 1)[0]
+    return f"failed with sim seed {seed}; replay: pytest '{test}' {SEED_OPTION} {seed}"
 
 
 @pytest.fixture
