@@ -4,13 +4,15 @@
 loss, driven by one seeded generator and Trio's clock (run it under
 ``trio.testing.MockClock(autojump_threshold=0)``). Each :class:`Host` is a
 :class:`~runtime.net.abc.Network`: its listeners and connector are what the real Server, HTTP
-client and server and proxy take, so they run unchanged. Faults are steps of the test:
+client and server and proxy take, so they run unchanged. :meth:`Host.udp_bind` gives datagram
+sockets (:class:`SimUdpSocket`) on the same links. Faults are steps of the test:
 :meth:`Sim.partition`, :meth:`Sim.repair`, :meth:`Sim.kill`, :meth:`Sim.restart`,
 :meth:`Sim.slow`. :attr:`Sim.trace` records every delivery and fault; one seed gives one trace.
 """
 
 from __future__ import annotations
 
+from ._datagram import SimUdpSocket as SimUdpSocket
 from ._stream import MSS as MSS
 from ._stream import RTO as RTO
 from ._stream import WINDOW as WINDOW
@@ -35,4 +37,5 @@ __all__ = [
     "SimConnector",
     "SimListener",
     "SimResolver",
+    "SimUdpSocket",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import ipaddress
@@ -17,6 +18,7 @@ import attrs
 import trio
 
 from ... import _trio_internals
+from ._datagram import SimUdpSocket
 from ._stream import RTO, SYN_RETRIES, SimConnection, SimConnector, SimListener, _Flow
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -35,7 +37,11 @@ class LinkConfig:
             in order: a stream never reorders).
         bandwidth: Bytes per second each way; None is unlimited.
         loss: Probability that a segment is lost. A lost segment of a stream is sent again
-            after :data:`~runtime.testing.sim.RTO` (so it arrives late, never not at all).
+            after :data:`~runtime.testing.sim.RTO` (so it arrives late, never not at all); a
+            lost datagram is gone.
+        reorder: Datagrams only: probability that one is held back by three more latencies,
+            so that later ones overtake it (streams never reorder).
+        duplicate: Datagrams only: probability that one is delivered twice.
     """
 
     latency: float = attrs.field(default=0.0005, validator=_non_negative)
@@ -44,6 +50,8 @@ class LinkConfig:
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0))
     )
     loss: float = attrs.field(default=0.0, validator=_probability)
+    reorder: float = attrs.field(default=0.0, validator=_probability)
+    duplicate: float = attrs.field(default=0.0, validator=_probability)
 
 
 class Link:
@@ -84,6 +92,7 @@ class Host:
         self._listeners: dict[int, SimListener] = {}
         self._connections: dict[int, SimConnection] = {}  # ordered: kills go in one order
         self._scopes: list[trio.CancelScope] = []
+        self._udp: dict[int, SimUdpSocket] = {}
         self._next_port = 49152
 
     def __repr__(self) -> str:
@@ -116,6 +125,24 @@ class Host:
     def connector(self, *, connect_timeout: float | None = None) -> SimConnector:
         """A Connector that connects from this host."""
         return SimConnector(self, connect_timeout)
+
+    def udp_bind(self, host: str = "0.0.0.0", port: int = 0) -> SimUdpSocket:
+        """A datagram socket on ``port`` of this host (0 picks one).
+
+        Raises:
+            OSError: ``EADDRINUSE``, or another host's address.
+        """
+        if host not in _ANY and host not in _LOOPBACK and host not in (self.address, self.name):
+            raise OSError(99, f"cannot bind {host}: not an address of host {self.name}")
+        if port == 0:
+            port = self._ephemeral_port()
+            while port in self._udp:
+                port = self._ephemeral_port()
+        if port in self._udp:
+            raise OSError(98, f"{self.name}:{port}/udp: address already in use")
+        sock = SimUdpSocket(self, port)
+        self._udp[port] = sock
+        return sock
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -397,8 +424,11 @@ class Sim:
         jitter: float | None = None,
         bandwidth: float | None = None,
         loss: float | None = None,
+        reorder: float | None = None,
+        duplicate: float | None = None,
     ) -> LinkConfig:
-        """Change the link's config (only what is given); returns the new config."""
+        """Change the link's config (only what is given: see :class:`LinkConfig`); returns
+        the new config. Segments already on the wire keep the times they were given."""
         link = self.link(a, b)
         changes = {
             key: value
@@ -407,6 +437,8 @@ class Sim:
                 ("jitter", jitter),
                 ("bandwidth", bandwidth),
                 ("loss", loss),
+                ("reorder", reorder),
+                ("duplicate", duplicate),
             )
             if value is not None
         }
@@ -429,6 +461,8 @@ class Sim:
         for connection in list(target._connections.values()):
             connection._kill()
         target._connections.clear()
+        for sock in list(target._udp.values()):
+            sock.close()
 
     async def restart(self, host: Host | str) -> Any:
         """Bring a killed host back and run its ``main`` again; returns what ``main``
@@ -484,6 +518,40 @@ class Sim:
         while config.loss and self.rng.random() < config.loss:
             arrive += max(RTO, 2 * config.latency)  # lost: the retransmission arrives
         return max(arrive, after)
+
+    def _send_datagram(self, sock: SimUdpSocket, data: bytes, address: tuple[str, int]) -> None:
+        source = sock.host
+        label = f"{source.address}:{sock.port}>{address[0]}:{address[1]}"
+        addresses = self.lookup(address[0]) if address[0] not in _LOOPBACK else [source.address]
+        target = self._host_at(source, addresses[0]) if addresses else None
+        if target is None:
+            self._record(f"udp {label} {len(data)}B: no such host, dropped")
+            return
+        config = None if source is target else self.link(source, target).config
+        rng = self.rng
+        copies = 2 if config is not None and config.duplicate > rng.random() else 1
+        for _ in range(copies):
+            arrive = trio.current_time()
+            if config is not None:
+                if config.loss > rng.random():
+                    self._record(f"udp {label} {len(data)}B: lost")
+                    continue
+                arrive += config.latency + rng.random() * config.jitter
+                if config.reorder > rng.random():
+                    arrive += 3 * config.latency  # held back: later datagrams overtake it
+            self._schedule(
+                arrive,
+                functools.partial(self._land, sock, target, address[1], data, label),
+            )
+
+    def _land(self, sock: SimUdpSocket, target: Host, port: int, data: bytes, label: str) -> None:
+        receiver = target._udp.get(port)
+        if not target.up or self.partitioned(sock.host, target) or receiver is None:
+            self._record(f"udp {label} {len(data)}B: dropped")
+        elif receiver._arrive(data, sock.address):
+            self._record(f"udp {label} {len(data)}B")
+        else:
+            self._record(f"udp {label} {len(data)}B: receive queue full, dropped")
 
     async def _deliver_forever(self) -> None:
         events = self._events
