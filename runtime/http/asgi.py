@@ -465,6 +465,14 @@ class OverloadResponse:
     """
 
     def layer(self, inner: Service[Request, Response]) -> Service[Request, Response]:
+        """Wrap ``inner``: its ``Overloaded`` and ``Elapsed`` become 503 responses.
+
+        Args:
+            inner: The stack below (a LoadShed, a Timeout, the app).
+
+        Returns:
+            The service that answers 503 for them.
+        """
         return _Answer503(inner)
 
 
