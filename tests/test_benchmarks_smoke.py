@@ -71,6 +71,8 @@ def test_every_benchmark_script_has_a_smoke_run() -> None:
     scripts = {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
     closer = {"echo.py", "http.py", "ws.py", "metrics.py", "proxy.py"}  # own tests below
     closer.add("redis.py")  # tests/test_redis_benchmark_smoke.py
+    closer.add("sim.py")  # tests/sim/test_sim_bench_smoke.py
+    closer.add("asgi.py")  # tests/asgi/test_asgi_bench_smoke.py
     assert scripts == closer | {script for script, _, _ in SMOKE_RUNS}
 
 
