@@ -138,3 +138,88 @@ async def test_bad_nick_is_refused() -> None:
         assert [line async for line in client] == []
         await client.aclose()
         server.drain()
+
+
+def _need_nc() -> str:
+    import os
+    import shutil
+
+    import pytest
+
+    nc = shutil.which("nc")
+    if nc is None:
+        message = "needs nc: apt-get install netcat-openbsd"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return nc
+
+
+def _readline(stream: object, deadline: float) -> str:
+    import select
+    import time
+
+    remaining = deadline - time.monotonic()
+    ready, _, _ = select.select([stream], [], [], max(remaining, 0))
+    assert ready, "no line before the deadline"
+    return stream.readline()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_the_tutorials_commands_drop_the_client_that_never_reads() -> None:
+    """chat-server.md's Try it, command for command: two terminals, guest3 behind
+    ``nc -d ... | sleep``, then ``seq 50000 | nc -N`` floods the room."""
+    import subprocess
+    import threading
+    import time
+
+    nc = _need_nc()
+    deadline = time.monotonic() + 40
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        line = _readline(server.stdout, deadline)
+        port = line.strip().rsplit(":", 1)[1]
+        assert line == f"listening on tcp://127.0.0.1:{port}\n"
+
+        def terminal() -> subprocess.Popen[bytes]:
+            # a terminal: connected, reading everything (into a drain), sending nothing
+            proc = subprocess.Popen([nc, "-d", "127.0.0.1", port], stdout=subprocess.PIPE)
+            started.append(proc)
+            assert proc.stdout is not None
+            while not (greeting := proc.stdout.readline()).startswith(b"* welcome"):
+                assert greeting, "nc was not welcomed"  # (the join notice comes first)
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc
+
+        terminal()
+        terminal()
+        # guest3, as `nc -d 127.0.0.1 7001 | sleep 600`: its welcome is read, then nothing
+        stuck = subprocess.Popen([nc, "-d", "127.0.0.1", port], stdout=subprocess.PIPE)
+        started.append(stuck)
+        assert stuck.stdout is not None
+        while not (line_in := stuck.stdout.readline()).startswith(b"* welcome"):
+            assert line_in, "guest3 was not welcomed"
+        assert line_in.startswith(b"* welcome, guest3.")
+        flood = subprocess.run(
+            f"seq 50000 | {nc} -N 127.0.0.1 {port} > /dev/null",
+            shell=True,
+            timeout=30,
+            check=False,
+        )
+        assert flood.returncode == 0
+        log = []
+        while not any("dropping" in entry for entry in log):
+            log.append(_readline(server.stderr, deadline))
+        assert log[-1].rstrip().endswith("WARNING dropping guest3: 64 messages behind")
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+        server.terminate()
+        server.communicate(timeout=30)
+    assert server.returncode == 0
