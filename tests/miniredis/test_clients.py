@@ -7,6 +7,9 @@ at least its TTL. The mock-clock expiry tests are in test_server.py.
 
 from __future__ import annotations
 
+import signal
+import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -206,3 +209,30 @@ def test_redis_cli_pubsub_two_subscribers(mini_redis_server: ServerProcess) -> N
             proc.wait(timeout=10)
             assert proc.stdout is not None
             proc.stdout.close()
+
+
+def test_a_client_reset_is_a_normal_end(mini_redis_server: ServerProcess) -> None:
+    """A client that resets mid-pipeline (SO_LINGER 0) costs no traceback; others go on."""
+    for _ in range(5):
+        sock = socket.create_connection(("127.0.0.1", mini_redis_server.port), timeout=10)
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(64) == b"+PONG\r\n"
+        sock.sendall(b"SET k " + b"v" * 1000 + b"\r\n" + b"GET k\r\n" * 2000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # unread replies and linger 0: the kernel sends a reset
+    client = redis.Redis(port=mini_redis_server.port, protocol=2, socket_timeout=10)
+    assert client.ping() is True
+    client.close()
+    # the fixture then checks: exit 0 on SIGTERM, and no traceback on stderr
+
+
+def test_sigint_drains_and_exits_0() -> None:
+    server = ServerProcess()
+    client = redis.Redis(port=server.port, protocol=2, socket_timeout=10)
+    assert client.set("k", "v") is True
+    server.proc.send_signal(signal.SIGINT)
+    server.proc.wait(timeout=20)  # exits on the SIGINT alone (stop() would send a SIGTERM)
+    status, err = server.stop()
+    client.close()
+    assert status == 0, err
+    assert "drained" in err
