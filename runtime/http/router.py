@@ -237,7 +237,8 @@ class Router(Service[Request, Response]):
         >>> router = Router()
         >>> @router.get("/items/{id:int}")
         ... async def item(request: Request) -> Response:
-        ...     return Response.json({"id": request.extensions["path_params"]["id"]})
+        ...     params = request.extensions["path_params"]
+        ...     return Response.json({"id": params["id"]})
     """
 
     __slots__ = ("_root", "_static")
