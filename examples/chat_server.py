@@ -124,7 +124,7 @@ class ChatRoom:
                     nursery.cancel_scope.cancel()
         finally:
             self.leave(client)
-            with trio.CancelScope(shield=True):
+            with trio.move_on_after(1, shield=True):  # shielded, and bounded
                 await self.say(f"* {client.nick} left")
 
     async def _read(self, framed: Framed[str, str], client: Client) -> None:
