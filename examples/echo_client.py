@@ -33,6 +33,10 @@ class HandshakeFailed(Exception):
     """The TLS handshake failed: the message says why, in one line."""
 
 
+class ServerClosed(Exception):
+    """The server closed the connection before the whole echo came back."""
+
+
 def connector(args: argparse.Namespace) -> Connector[Connection]:
     """Plain TCP, or TLS verified against ``--ssl-cafile`` and ``--server-hostname``."""
     if args.ssl_cafile is None:
@@ -61,20 +65,25 @@ async def connection(
                 start = time.perf_counter()
                 if len(payload) <= _ONE_TASK_SIZE:
                     await stream.send_all(payload)  # fits in the buffers: send, then read
-                    await receive_exactly(stream, len(payload))
+                    await receive_exactly(stream, len(payload), args)
                 else:
                     async with trio.open_nursery() as nursery:  # send and read at once
                         nursery.start_soon(stream.send_all, payload)
-                        await receive_exactly(stream, len(payload))
+                        await receive_exactly(stream, len(payload), args)
                 latencies.append(time.perf_counter() - start)
 
 
-async def receive_exactly(stream: Connection, size: int) -> None:
+async def receive_exactly(stream: Connection, size: int, args: argparse.Namespace) -> None:
     received = 0
     while received < size:
-        data = await stream.receive_some()
+        try:
+            data = await stream.receive_some()
+        except trio.BrokenResourceError as exc:  # a reset
+            raise ServerClosed(f"{args.host}:{args.port} reset the connection") from exc
         if not data:
-            raise trio.BrokenResourceError("the server closed the connection")
+            raise ServerClosed(
+                f"{args.host}:{args.port} closed the connection before the echo came back"
+            )
         received += len(data)
 
 
@@ -136,6 +145,9 @@ def handshake_failure(exc: trio.BrokenResourceError) -> str:
 if __name__ == "__main__":
     try:
         runtime.run(main, parse_args())
-    except HandshakeFailed as exc:
+    except (HandshakeFailed, ServerClosed) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # nothing listens there, no route, ...
+        print(f"error: cannot connect to the server: {exc}", file=sys.stderr)
         sys.exit(1)
