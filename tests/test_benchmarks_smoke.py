@@ -73,6 +73,7 @@ def test_every_benchmark_script_has_a_smoke_run() -> None:
     closer.add("redis.py")  # tests/test_redis_benchmark_smoke.py
     closer.add("sim.py")  # tests/sim/test_sim_bench_smoke.py
     closer.add("asgi.py")  # tests/asgi/test_asgi_bench_smoke.py
+    closer.add("plot.py")  # not a benchmark: tests/test_benchmarks_page.py runs it
     assert scripts == closer | {script for script, _, _ in SMOKE_RUNS}
 
 
