@@ -251,3 +251,38 @@ def test_one_seed_gives_one_trace_and_another_seed_another() -> None:
     assert _world(3) == first
     assert _world(4) != first
     assert any(line.split()[1] == "data" for line in first)
+
+
+async def test_faults_take_a_link_and_repair_with_no_arguments_heals_every_one(sim: Sim) -> None:
+    a, b, c = sim.add_host("a"), sim.add_host("b"), sim.add_host("c")
+    ab, ac = sim.link(a, b), sim.link("a", "c")
+    sim.partition(ab)
+    sim.partition(a, c)
+    assert sim.partitioned(a, b) and sim.partitioned(c, a)
+    assert sim.slow(ac, latency=0.25).latency == 0.25
+    sim.repair()
+    assert not ab.partitioned and not ac.partitioned
+    with pytest.raises(TypeError):
+        sim.partition(a)
+
+
+async def test_restart_brings_the_host_back_at_once_awaited_or_not(sim: Sim) -> None:
+    started: list[int] = []
+
+    async def main(host: Host, *, task_status: Any) -> None:
+        listener = host.bind("0.0.0.0", 7)
+        started.append(listener.port)
+        task_status.started(listener.port)
+        await trio.sleep_forever()
+
+    a = sim.add_host("a")
+    b = sim.add_host("b", main=main)
+    await b.start(main, b)
+    sim.kill(b)
+    sim.restart(b)  # not awaited: b is up, its main is starting
+    assert b.up
+    connection = await a.connector().connect("b", 7)  # its listener came back
+    assert started == [7, 7]
+    connection.close()
+    sim.kill(b)
+    assert await sim.restart(b) == 7

@@ -21,6 +21,7 @@ from ._stream import SimConnector as SimConnector
 from ._stream import SimListener as SimListener
 from ._world import Host as Host
 from ._world import Link as Link
+from ._world import Restarted as Restarted
 from ._world import LinkConfig as LinkConfig
 from ._world import Sim as Sim
 from ._world import SimResolver as SimResolver
@@ -32,6 +33,7 @@ __all__ = [
     "Host",
     "Link",
     "LinkConfig",
+    "Restarted",
     "Sim",
     "SimConnection",
     "SimConnector",

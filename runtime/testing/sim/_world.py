@@ -198,6 +198,26 @@ class Host:
         self._connections[id(connection)] = connection
 
 
+class Restarted:
+    """What :meth:`Sim.restart` returns: await it for the value the host's ``main`` started
+    with."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._value: Any = None
+
+    def _set(self, value: Any) -> None:
+        self._value = value
+        self._event.set()
+
+    async def _wait(self) -> Any:
+        await self._event.wait()
+        return self._value
+
+    def __await__(self) -> Any:
+        return self._wait().__await__()
+
+
 class SimResolver(trio.abc.HostnameResolver):
     """``trio.socket.getaddrinfo`` answered from the sim's DNS (installed while it runs)."""
 
@@ -393,20 +413,35 @@ class Sim:
     def _host(self, host: Host | str) -> Host:
         return host if isinstance(host, Host) else self.hosts[host]
 
+    def _link_of(self, a: Link | Host | str, b: Host | str | None) -> Link:
+        if isinstance(a, Link):
+            if b is not None:
+                raise TypeError("pass a Link, or two hosts")
+            return a
+        if b is None:
+            raise TypeError("pass a Link, or two hosts")
+        return self.link(a, b)
+
     def partitioned(self, a: Host, b: Host) -> bool:
         """Whether nothing gets from ``a`` to ``b`` now."""
         return a is not b and self.link(a, b).partitioned
 
-    def partition(self, a: Host | str, b: Host | str) -> None:
-        """Cut the link: segments and connects between the two are held (TCP retries them)
-        until :meth:`repair`."""
-        link = self.link(a, b)
+    def partition(self, a: Link | Host | str, b: Host | str | None = None) -> None:
+        """Cut the link between two hosts (or the :class:`Link` given): segments and
+        connects between them are held (TCP retries them) until :meth:`repair`."""
+        link = self._link_of(a, b)
         link.partitioned = True
         self._record(f"partition {link.hosts[0].name} {link.hosts[1].name}")
 
-    def repair(self, a: Host | str, b: Host | str) -> None:
-        """Heal a partition: what it held is sent again, in order."""
-        link = self.link(a, b)
+    def repair(self, a: Link | Host | str | None = None, b: Host | str | None = None) -> None:
+        """Heal a partition (between two hosts, of a :class:`Link`, or with no arguments every
+        one): what it held is sent again, in order."""
+        if a is None and b is None:
+            for link in [link for link in self._links.values() if link.partitioned]:
+                self.repair(link)
+            return
+        assert a is not None
+        link = self._link_of(a, b)
         link.partitioned = False
         self._record(f"repair {link.hosts[0].name} {link.hosts[1].name}")
         ends = {link.hosts[0].name, link.hosts[1].name}
@@ -417,8 +452,8 @@ class Sim:
 
     def slow(
         self,
-        a: Host | str,
-        b: Host | str,
+        a: Link | Host | str,
+        b: Host | str | None = None,
         *,
         latency: float | None = None,
         jitter: float | None = None,
@@ -427,9 +462,10 @@ class Sim:
         reorder: float | None = None,
         duplicate: float | None = None,
     ) -> LinkConfig:
-        """Change the link's config (only what is given: see :class:`LinkConfig`); returns
-        the new config. Segments already on the wire keep the times they were given."""
-        link = self.link(a, b)
+        """Change the config of the link between two hosts (or of the :class:`Link` given):
+        only what is given, see :class:`LinkConfig`. Returns the new config. Segments already
+        on the wire keep the times they were given."""
+        link = self._link_of(a, b)
         changes = {
             key: value
             for key, value in (
@@ -464,18 +500,31 @@ class Sim:
         for sock in list(target._udp.values()):
             sock.close()
 
-    async def restart(self, host: Host | str) -> Any:
-        """Bring a killed host back and run its ``main`` again; returns what ``main``
-        reported as started (None without a ``main``)."""
+    def restart(self, host: Host | str) -> Restarted:
+        """Bring a killed host back and start its ``main`` again, now.
+
+        Returns:
+            An awaitable: ``await sim.restart(host)`` waits until ``main`` has reported that
+            it started, and gives what it reported (None without a ``main``). Not awaiting
+            it is fine too: the host is up and its ``main`` is starting either way.
+        """
         target = self._host(host)
         if target.up:
             raise RuntimeError(f"host {target.name} is up: kill it first")
         target.up = True
         target._next_port = 49152
         self._record(f"restart {target.name}")
+        restarted = Restarted()
         if target.main is None:
-            return None
-        return await target.start(target.main, target)
+            restarted._set(None)
+            return restarted
+        main = target.main
+
+        async def boot() -> None:
+            restarted._set(await target.start(main, target))
+
+        self._nursery.start_soon(boot)
+        return restarted
 
     # -- the trace ------------------------------------------------------------------------
 
@@ -608,4 +657,4 @@ class Sim:
         raise TimeoutError(110, f"connect to {name}:{port}: timed out")
 
 
-__all__ = ["Host", "Link", "LinkConfig", "Sim", "SimResolver"]
+__all__ = ["Host", "Link", "LinkConfig", "Restarted", "Sim", "SimResolver"]
