@@ -21,8 +21,8 @@ from ._stream import SimConnector as SimConnector
 from ._stream import SimListener as SimListener
 from ._world import Host as Host
 from ._world import Link as Link
-from ._world import Restarted as Restarted
 from ._world import LinkConfig as LinkConfig
+from ._world import Restarted as Restarted
 from ._world import Sim as Sim
 from ._world import SimResolver as SimResolver
 
