@@ -47,3 +47,9 @@ def test_the_index_lists_the_steps_in_path_order() -> None:
     index = (TUTORIAL / "index.md").read_text()
     listed = re.findall(r"^\d+\. \[[^\]]+\]\(([^)]+)\)", index, re.MULTILINE)
     assert listed == _nav_steps()
+
+
+def test_the_home_page_and_the_tutorial_index_lead_to_the_first_step() -> None:
+    home = (ROOT / "docs" / "index.md").read_text()
+    assert NEXT.search(home.rstrip().rsplit("\n\n", 1)[-1]).group(1) == "tutorial/index.md"  # type: ignore[union-attr]
+    assert _next_of("index.md") == "first-program.md"
