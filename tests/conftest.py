@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import hypothesis
 import pytest
 
 import runtime
 from runtime import RuntimeConfig
+
+sys.path.insert(0, str(Path(__file__).parent))  # the suite's own helpers: _tryit
+from _tryit import Examples
 
 # Hypothesis explores fresh examples on every run (no derandomize), from a seed printed in the
 # header so a failure found in CI can be replayed: pytest --hypothesis-seed=N. A failure that
@@ -36,3 +41,12 @@ async def rt() -> AsyncIterator[runtime.Runtime]:
     """A runtime for one test, without signal handling (the test runner owns the signals)."""
     async with runtime.open_runtime(RuntimeConfig(handle_signals=False, shutdown_grace=1.0)) as r:
         yield r
+
+
+@pytest.fixture
+def examples() -> Iterator[Examples]:
+    """Example servers started as processes (``examples.start(script, *args)``), killed at
+    the end of the test."""
+    started = Examples()
+    yield started
+    started.stop_all()

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
-import re
-import select
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
+from _tryit import Examples, try_this
 
 from runtime.http import Client, HttpServer, Request, Response
 from runtime.net import TcpListener
@@ -29,36 +27,13 @@ HANG_GUARD = 30.0  # seconds; a hang guard for slow machines, not a performance 
 
 def page() -> str:
     """The page's Try this section, its lines joined (a stated result may wrap)."""
-    text = PAGE.read_text(encoding="utf-8")
-    section = text.split("## Try this", 1)[1].split("## What you now know", 1)[0]
-    return " ".join(section.split())
+    return try_this(PAGE)
 
 
 @pytest.fixture
-def start() -> Iterator[Callable[..., tuple[subprocess.Popen[str], int]]]:
+def start(examples: Examples) -> Callable[..., tuple[subprocess.Popen[str], int]]:
     """Start an example with some arguments: the process, and the port of its line."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def run(script: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
-        proc = subprocess.Popen(
-            [sys.executable, str(script), "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        assert proc.stdout is not None
-        assert select.select([proc.stdout], [], [], HANG_GUARD)[0], "no listening line"
-        line = proc.stdout.readline().rstrip("\n")
-        match = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"{script.name}: unexpected first line {line!r}"
-        return proc, int(match[1])
-
-    yield run
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    return examples.start
 
 
 def call(port: int, method: str, path: str = "/") -> tuple[int, bytes, http.client.HTTPResponse]:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import re
-import select
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from _tryit import Examples, try_this
 
 from runtime.http import Request
 
@@ -24,9 +21,7 @@ HANG_GUARD = 30.0  # seconds; a hang guard for slow machines, not a performance 
 
 def page() -> str:
     """The page's Try this section, its lines joined (a stated result may wrap)."""
-    text = PAGE.read_text(encoding="utf-8")
-    section = text.split("## Try this", 1)[1].split("## What you now know", 1)[0]
-    return " ".join(section.split())
+    return try_this(PAGE)
 
 
 def fresh_example() -> ModuleType:
@@ -39,24 +34,9 @@ def fresh_example() -> ModuleType:
 
 
 @pytest.fixture
-def port() -> Iterator[int]:
+def port(examples: Examples) -> int:
     """examples/http_hello.py as a process, by the port of its ``listening on`` line."""
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert select.select([proc.stdout], [], [], HANG_GUARD)[0], "no listening line"
-        line = proc.stdout.readline().rstrip("\n")
-        match = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"unexpected first line {line!r}"
-        yield int(match[1])
-    finally:
-        proc.kill()
-        proc.communicate()
+    return examples.start(EXAMPLE)[1]
 
 
 def request(

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from _tryit import Examples, try_this
 
 from runtime.http import WebSocket, ws_connect
 
@@ -28,9 +28,7 @@ HANG_GUARD = 30.0  # seconds; a hang guard for slow machines, not a performance 
 
 def page() -> str:
     """The page's Try this section, its lines joined (a stated result may wrap)."""
-    text = PAGE.read_text(encoding="utf-8")
-    section = text.split("## Try this", 1)[1].split("## What you now know", 1)[0]
-    return " ".join(section.split())
+    return try_this(PAGE)
 
 
 def script(port: int, message: str | None = None) -> str:
@@ -45,29 +43,9 @@ def script(port: int, message: str | None = None) -> str:
 
 
 @pytest.fixture
-def start() -> Iterator[Callable[..., int]]:
+def start(examples: Examples) -> Callable[..., int]:
     """Start examples/ws_chat.py with some arguments; its port, from its listening line."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def run(*args: str) -> int:
-        proc = subprocess.Popen(
-            [sys.executable, str(EXAMPLE), "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        assert proc.stdout is not None
-        assert select.select([proc.stdout], [], [], HANG_GUARD)[0], "no listening line"
-        line = proc.stdout.readline().rstrip("\n")
-        match = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"unexpected first line {line!r}"
-        return int(match[1])
-
-    yield run
-    for proc in procs:
-        proc.kill()
-        proc.communicate()
+    return lambda *args: examples.start(EXAMPLE, *args)[1]
 
 
 async def run_script(code: str) -> subprocess.CompletedProcess[bytes]:

@@ -23,8 +23,8 @@ async def test_marked(sim_seed):
     assert sim_seed in range(4)
 
 
-async def test_plain():
-    assert True
+async def test_plain(request):
+    assert not hasattr(request.node, "callspec")  # the plugin left it unparametrized
 """
 
 
