@@ -1,4 +1,4 @@
-"""``Client``: an HTTP/1.1 client on h11 with per-origin connection pools.
+"""``Client``: an HTTP/1.1 client with per-origin connection pools, on h11 or httptools.
 
 The shape of one request, as the code below runs it:
 
@@ -13,8 +13,10 @@ The shape of one request, as the code below runs it:
    so a server that answers early (a 413 before the body) or echoes as it reads cannot
    deadlock against us. ``write_timeout`` bounds each write that makes no progress;
    ``read_timeout`` bounds each wait for response bytes, restarted by upload progress.
-4. Give the connection back only when the response was read to its end and h11 says both
-   sides are ``DONE`` (no ``Connection: close``, no framing by EOF); otherwise close it.
+4. Give the connection back only when the response was read to its end and the codec says
+   both sides are done (no ``Connection: close``, no framing by EOF, nothing after the
+   answer); otherwise close it. The codec (``_client_codec``) is h11's state machine, or
+   our writer with httptools' parser (``parser="httptools"``): the same rules either way.
 
 A pooled connection that the server closed while it sat idle fails on its first read or
 write with nothing received. Such a *stale* connection is retried once on a fresh connection
@@ -35,7 +37,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import attrs
-import h11
 import trio
 
 from ..net import TcpConnector, TlsConnector, client_ssl_context
@@ -43,6 +44,15 @@ from ..net.abc import Connection, Connector
 from ..service import Service
 from ..sync import Semaphore, SemaphorePermit
 from ..time import Elapsed, TimeoutScope, timeout
+from ._client_codec import (
+    CLOSED,
+    END,
+    NEED_DATA,
+    BadResponse,
+    Codec,
+    ResponseHead,
+    codec_class,
+)
 from ._types import Body, BodyTooLarge, HeaderPairs, Headers, Request, Response
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
@@ -106,13 +116,6 @@ class ResponseTooLarge(ClientError, BodyTooLarge):
 
 class TooManyRedirects(ClientError):
     """``follow_redirects`` met more than ``max_redirects`` redirects in a row."""
-
-
-def _encode(pc: _PooledConnection, event: Any) -> bytes:
-    try:
-        return pc.h11.send(event) or b""
-    except h11.LocalProtocolError as exc:
-        raise ValueError(f"cannot send this request: {exc}") from exc
 
 
 class _Chunks:
@@ -218,20 +221,20 @@ class ClientStatistics:
 
 
 class _PooledConnection:
-    """One connection and its h11 state machine."""
+    """One connection and its codec (h11's state machine, or httptools)."""
 
-    __slots__ = ("conn", "got_data", "h11", "idle_since", "read_scope", "reused")
+    __slots__ = ("codec", "conn", "got_data", "idle_since", "read_scope", "reused")
 
-    def __init__(self, conn: Connection, max_header_bytes: int) -> None:
+    def __init__(self, conn: Connection, codec: Codec) -> None:
         self.conn = conn
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_bytes)
+        self.codec = codec
         self.idle_since = 0.0
         self.reused = False  # it served a request before: it may have gone stale
         self.got_data = False  # some of the current response has arrived
         self.read_scope: TimeoutScope | None = None  # the read waiting now, if any
 
     def reusable(self) -> bool:
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        return self.codec.reusable()
 
 
 class _Pool:
@@ -257,45 +260,27 @@ class _Exchange:
     send_error: Exception | None = None  # the body sender's failure, if it failed
     head_scope: trio.CancelScope | None = None  # set while the response head is awaited
     send_scope: trio.CancelScope | None = None  # the body sender's, while it runs
-    fed: int = 0  # bytes given to h11 since the current response head began
 
     async def next_event(self) -> Any:
         pc = self.pc
+        codec = pc.codec
         while True:
             try:
-                event = pc.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise RemoteProtocolError(f"the server sent a bad response: {exc}") from exc
-            if event is not h11.NEED_DATA:
+                event = codec.next_event()
+            except BadResponse as exc:
+                raise RemoteProtocolError(str(exc)) from exc
+            if event is not NEED_DATA:
                 return event
-            data = await self.client._receive(pc)
-            self.fed += len(data)
-            pc.h11.receive_data(data)
+            codec.receive_data(await self.client._receive(pc))
 
-    def check_head_size(self) -> None:
-        # h11 checks max_incomplete_event_size only while a head is incomplete, so a longer
-        # head that arrives in one read passes it (h11#182): count the bytes ourselves.
-        trailing = len(self.pc.h11.trailing_data[0])
-        size, self.fed = self.fed - trailing, trailing
-        limit = self.client.max_header_bytes
-        if size > limit:
-            raise RemoteProtocolError(
-                f"the response head has {size} bytes, more than max_header_bytes ({limit}); "
-                "raise the limit if this server is trusted"
-            )
-
-    async def receive_head(self) -> h11.Response:
-        self.fed = len(self.pc.h11.trailing_data[0])
+    async def receive_head(self) -> ResponseHead:
         try:
-            while True:
-                event = await self.next_event()
-                if isinstance(event, h11.Response | h11.InformationalResponse):
-                    self.check_head_size()
-                if isinstance(event, h11.Response):
-                    return event
-                if isinstance(event, h11.ConnectionClosed):
-                    raise RemoteProtocolError("the server closed the connection before responding")
-                # an InformationalResponse (100 Continue, 103 Early Hints): skip it
+            event = await self.next_event()
+            if type(event) is ResponseHead:
+                return event
+            if event is CLOSED:
+                raise RemoteProtocolError("the server closed the connection before responding")
+            raise RemoteProtocolError(f"the server sent a bad response: {event!r} before a head")
         except ClientTimeout:
             raise  # a timeout is an OSError too, and never a stale connection
         except (RemoteProtocolError, *_BROKEN) as exc:
@@ -318,10 +303,9 @@ class _Exchange:
                     raise RemoteProtocolError(
                         f"the connection broke in the middle of the response body: {exc}"
                     ) from exc
-                if isinstance(event, h11.Data):
-                    if event.data:
-                        yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
+                if type(event) is bytes:
+                    yield event
+                elif event is END:
                     self.done = True
                     return
                 else:
@@ -346,7 +330,7 @@ class _Exchange:
         pc = self.pc
         try:
             if self.done and not self.client._closed and pc.reusable():
-                pc.h11.start_next_cycle()
+                pc.codec.start_next_cycle()
                 pc.idle_since = trio.current_time()
                 pc.reused = True
                 pc.got_data = False
@@ -401,11 +385,19 @@ class Client(Service[Request, Response]):
         follow_redirects: Follow 301, 302, 303, 307 and 308. Default False.
         max_redirects: Redirects followed in a row before :class:`TooManyRedirects`.
         headers: Sent with every request (a request's own headers win).
+        parser: How responses are parsed and requests written: ``"h11"`` (the default),
+            ``"httptools"`` (llhttp, in C, several times cheaper per request; needs the
+            package) or ``"auto"`` (httptools if installed, else h11). Both apply the same
+            limits and refuse the same malformed answers.
+
+    Raises:
+        ValueError: a setting is out of range, or ``parser="httptools"`` without httptools.
     """
 
     __slots__ = (
         "_base_url",
         "_closed",
+        "_codec",
         "_connector",
         "_default_headers",
         "_in_flight",
@@ -447,7 +439,9 @@ class Client(Service[Request, Response]):
         follow_redirects: bool = False,
         max_redirects: int = 5,
         headers: _HeadersArg = None,
+        parser: str = "h11",
     ) -> None:
+        self._codec = codec_class(parser)
         for name, value in [
             ("connect_timeout", connect_timeout),
             ("read_timeout", read_timeout),
@@ -798,12 +792,13 @@ class Client(Service[Request, Response]):
         # early (413) or echoes as it reads cannot deadlock against us.
         inline = isinstance(body, bytes) and (len(body) <= _WRITE_PIECE or self._nursery is None)
         try:
-            data = _encode(pc, h11.Request(method=method, target=target, headers=headers.raw()))
+            codec = pc.codec
+            data = codec.head(method, target, headers._items)
             if inline:
                 assert isinstance(body, bytes)
                 if body:
-                    data += _encode(pc, h11.Data(data=body))
-                data += _encode(pc, h11.EndOfMessage())
+                    data += codec.data(body)
+                data += codec.end()
             await self._write(pc, data)
             if not inline and self._nursery is None:
                 await self._send_body(exchange, body)
@@ -818,7 +813,7 @@ class Client(Service[Request, Response]):
         if not inline and self._nursery is not None and exchange.send_error is None:
             self._nursery.start_soon(self._send_body, exchange, body)
         head = await self._receive_head(exchange)
-        response_headers = Headers(head.headers)
+        response_headers = Headers._from_lowercase(head.headers)
         length: int | None = None
         if method == "HEAD" or head.status_code in (204, 304):
             length = 0
@@ -831,7 +826,7 @@ class Client(Service[Request, Response]):
             buffer
             and length is not None
             and length <= min(_BUFFERED_BODY, self.max_response_bytes)
-            and len(pc.h11.trailing_data[0]) >= length
+            and pc.codec.complete(length)
             and exchange.send_error is None
         ):
             # All of a small body came with the head: read it now (no wait, the connection
@@ -842,7 +837,7 @@ class Client(Service[Request, Response]):
             head.status_code, response_headers, Body(_Chunks(exchange), length), reason
         )
 
-    async def _receive_head(self, exchange: _Exchange) -> h11.Response:
+    async def _receive_head(self, exchange: _Exchange) -> ResponseHead:
         with trio.CancelScope() as scope:
             exchange.head_scope = scope
             try:
@@ -886,13 +881,14 @@ class Client(Service[Request, Response]):
             return  # the request ended before this task started
         try:
             with trio.CancelScope() as exchange.send_scope:  # release() cancels it
+                codec = pc.codec
                 if isinstance(body, bytes):
-                    await self._write(pc, _encode(pc, h11.Data(data=body)))
+                    await self._write(pc, codec.data(body))
                 else:
                     async for chunk in body:
                         if chunk:
-                            await self._write(pc, _encode(pc, h11.Data(data=chunk)))
-                await self._write(pc, _encode(pc, h11.EndOfMessage()))
+                            await self._write(pc, codec.data(chunk))
+                await self._write(pc, codec.end())
         except Exception as exc:
             exchange.send_error = exc
             if isinstance(exc, ClientError) or not isinstance(
@@ -1024,7 +1020,7 @@ class Client(Service[Request, Response]):
         except _BROKEN as exc:
             raise ConnectError(f"cannot connect to {where}: {exc}") from exc
         self._opened += 1
-        return _PooledConnection(conn, self.max_header_bytes)
+        return _PooledConnection(conn, self._codec(self.max_header_bytes))
 
 
 __all__ = [

@@ -221,6 +221,9 @@ class UpstreamConfig:
         min_penalty: Seconds an endpoint stays out after its first ejection. Default 1.
         max_penalty: The longest it stays out, doubling from ``min_penalty``. Default 60.
         max_connections_per_endpoint: Pooled connections to one endpoint. Default 100.
+        parser: How the endpoints' responses are parsed: ``"auto"`` (httptools if
+            installed, else h11), ``"h11"`` or ``"httptools"``. Both refuse the same bad
+            framing (a 502). Default ``"auto"``.
     """
 
     name: str = attrs.field(validator=_name)
@@ -239,6 +242,7 @@ class UpstreamConfig:
     min_penalty: float = attrs.field(default=1.0, validator=_positive)
     max_penalty: float = attrs.field(default=60.0, validator=_positive)
     max_connections_per_endpoint: int = attrs.field(default=100, validator=_positive_int)
+    parser: str = attrs.field(default="auto", validator=_parser)
 
 
 @attrs.frozen

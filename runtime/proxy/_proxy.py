@@ -219,6 +219,7 @@ class Exchange(Service[ProxyRequest, UpstreamReply]):
             pool_timeout=upstream.connect_timeout,
             max_connections_per_origin=upstream.max_connections_per_endpoint,
             max_response_bytes=1 << 62,
+            parser=upstream.parser,
         )
 
     async def __call__(self, request: ProxyRequest) -> UpstreamReply:
