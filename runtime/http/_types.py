@@ -64,6 +64,14 @@ class Headers:
             self._items.append((_text(name).lower(), _text(value)))
 
     @classmethod
+    def _adopt(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers that take ``items`` as they are: ``str`` pairs whose names are lowercase
+        already (a proxy's, filtered from other Headers). The list is used, not copied."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        return headers
+
+    @classmethod
     def _from_lowercase(cls, pairs: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Headers from a parser's pairs whose names are lowercase already (the server's)."""
         headers = cls.__new__(cls)

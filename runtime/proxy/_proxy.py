@@ -589,7 +589,7 @@ class Proxy:
             response = _error(502, f"the upstream failed: {type(cause).__name__}")
         else:
             outcome = status_class(reply.status)
-            headers = Headers(end_to_end(reply.headers))
+            headers = Headers._adopt(end_to_end(reply.headers))
             if reply.tunnel is not None:
                 headers.set("upgrade", reply.headers.get("upgrade") or "websocket")
                 headers.set("connection", "upgrade")
