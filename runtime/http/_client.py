@@ -286,26 +286,57 @@ class _Exchange:
                 raise _Stale() from exc
             raise
 
+    async def body_event(self) -> bytes | object:
+        """The next piece of the response body (bytes) or ``END``, reading as needed."""
+        try:
+            event = await self.next_event()
+        except ClientError:
+            raise
+        except (*_BROKEN, trio.ClosedResourceError) as exc:
+            if self.send_error is not None:
+                raise RemoteProtocolError(
+                    f"sending the request body failed: {self.send_error!r}"
+                ) from self.send_error
+            raise RemoteProtocolError(
+                f"the connection broke in the middle of the response body: {exc}"
+            ) from exc
+        if type(event) is bytes or event is END:
+            return event
+        raise RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
+
     async def receive_chunks(self) -> AsyncGenerator[bytes, None]:
         try:
             while True:
-                try:
-                    event = await self.next_event()
-                except ClientError:
-                    raise
-                except (*_BROKEN, trio.ClosedResourceError) as exc:
-                    if self.send_error is not None:
-                        raise RemoteProtocolError(
-                            f"sending the request body failed: {self.send_error!r}"
-                        ) from self.send_error
-                    raise RemoteProtocolError(
-                        f"the connection broke in the middle of the response body: {exc}"
-                    ) from exc
-                if type(event) is bytes:
-                    yield event
-                elif event is END:
+                event = await self.body_event()
+                if event is END:
                     self.done = True
                     return
+                assert type(event) is bytes
+                yield event
+        finally:
+            self.release()
+
+    async def read_buffered(self) -> bytes:
+        """The whole body when the codec holds all of it already (``codec.complete``).
+
+        Taken from the codec's buffer with no wait and no body generator (a proxy's common
+        case: a small answer that came in one read), then the connection goes back.
+        """
+        codec = self.pc.codec
+        parts: list[bytes] = []
+        try:
+            while True:
+                try:
+                    event = codec.next_event()
+                except BadResponse as exc:
+                    raise RemoteProtocolError(str(exc)) from exc
+                if event is NEED_DATA:  # not after codec.complete(); read on all the same
+                    event = await self.body_event()
+                if type(event) is bytes:
+                    parts.append(event)
+                elif event is END:
+                    self.done = True
+                    return b"".join(parts)
                 else:
                     raise RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
         finally:
@@ -808,9 +839,12 @@ class Client(Service[Request, Response]):
             if pc.reused:
                 raise _Stale() from exc
             exchange.send_error = exc  # the server may have answered, then closed: read on
-        if not inline and self._nursery is not None and exchange.send_error is None:
-            self._nursery.start_soon(self._send_body, exchange, body)
-        head = await self._receive_head(exchange)
+        nursery = self._nursery
+        sender = not inline and nursery is not None and exchange.send_error is None
+        if sender:
+            assert nursery is not None
+            nursery.start_soon(self._send_body, exchange, body)
+        head = await self._receive_head(exchange, sender)
         response_headers = Headers._from_lowercase(head.headers)
         length: int | None = None
         if method == "HEAD" or head.status_code in (204, 304):
@@ -818,7 +852,6 @@ class Client(Service[Request, Response]):
         elif "transfer-encoding" not in response_headers:
             value = response_headers.get("content-length")
             length = int(value) if value is not None else None
-        exchange.chunks = exchange.receive_chunks()
         reason = head.reason.decode("latin-1")
         if (
             buffer
@@ -829,17 +862,21 @@ class Client(Service[Request, Response]):
         ):
             # All of a small body came with the head: read it now (no wait, the connection
             # is back in the pool at once) and hand it over as bytes.
-            data = b"".join([chunk async for chunk in exchange.chunks])
+            data = await exchange.read_buffered()
             return Response(head.status_code, response_headers, Body(data), reason)
+        exchange.chunks = exchange.receive_chunks()
         return Response(
             head.status_code, response_headers, Body(_Chunks(exchange), length), reason
         )
 
-    async def _receive_head(self, exchange: _Exchange) -> ResponseHead:
+    async def _receive_head(self, exchange: _Exchange, sender: bool) -> ResponseHead:
+        """The response head; ``sender``: a body sender task runs, and may cut the wait."""
+        if not sender:  # nothing but the caller can cancel this wait: no scope of our own
+            return await self._await_head(exchange)
         with trio.CancelScope() as scope:
             exchange.head_scope = scope
             try:
-                head = await exchange.receive_head()
+                head = await self._await_head(exchange)
                 failed = exchange.send_error
                 if failed is None or (
                     not isinstance(failed, ClientError)
@@ -848,24 +885,26 @@ class Client(Service[Request, Response]):
                     return head
                 # The sender failed as the head arrived: its cancel came too late to stop
                 # the read. The request is broken all the same.
-            except _Stale:
-                raise
-            except (ClientError, *_BROKEN, trio.ClosedResourceError) as exc:
-                failed = exchange.send_error
-                if failed is not None:
-                    raise RemoteProtocolError(
-                        f"sending the request body failed ({failed!r}) and no response came"
-                    ) from failed
-                if isinstance(exc, ClientError):
-                    raise
-                raise RemoteProtocolError(
-                    f"the connection broke before a response: {exc}"
-                ) from exc
             finally:
                 exchange.head_scope = None
         # the sender cancelled the wait: its failure (a stalled write, the body's own error)
         assert exchange.send_error is not None
         raise exchange.send_error
+
+    async def _await_head(self, exchange: _Exchange) -> ResponseHead:
+        try:
+            return await exchange.receive_head()
+        except _Stale:
+            raise
+        except (ClientError, *_BROKEN, trio.ClosedResourceError) as exc:
+            failed = exchange.send_error
+            if failed is not None:
+                raise RemoteProtocolError(
+                    f"sending the request body failed ({failed!r}) and no response came"
+                ) from failed
+            if isinstance(exc, ClientError):
+                raise
+            raise RemoteProtocolError(f"the connection broke before a response: {exc}") from exc
 
     async def _send_body(self, exchange: _Exchange, body: bytes | AsyncIterable[bytes]) -> None:
         """Send the body and its end; on failure, record it and wake the response reader.

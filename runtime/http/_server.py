@@ -1119,7 +1119,11 @@ class _HttpConnection:
                 self._log_handler_error(request, exc)
                 response = Response.text("Internal Server Error\n", 500)
         finally:
-            self.handler_stage = _NONE  # the timer stays on the wheel: the next request moves it
+            # Off the wheel, not left to lapse: a handler timer is due within _WATCH_DELAY,
+            # and a lapsed one would wake the wheel's driver for nothing, once per request.
+            # Taken off before the wheel filed it (it seldom has), it cost two dict operations.
+            self.handler_stage = _NONE
+            self.handler.close()
         if self.watch_scope is not None or self.watch_pending:
             await self._stop_watcher()
         if self.abort is not None:
