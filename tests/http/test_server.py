@@ -893,3 +893,23 @@ async def test_tasks_return_to_baseline_after_requests_errors_and_disconnects() 
         await trio.testing.wait_all_tasks_blocked()
         assert _task_count() == baseline
         assert server.server.statistics().active == 0
+
+
+async def test_a_handler_that_returned_leaves_no_timer_on_the_wheel() -> None:
+    # A lapsed slow-handler timer would wake the wheel's driver for nothing, once per
+    # request: the connection takes it off the wheel when the handler returns.
+    from runtime.time import TimerWheel
+
+    async with running() as (listener, _server):
+        await exchange(listener, CLOSE)  # the wheel exists and its driver runs
+        client = await listener.connect()
+        await trio.testing.wait_all_tasks_blocked()
+        wheel = TimerWheel.current()
+        between = len(wheel)  # the connection's idle deadline, and no handler timer yet
+        for _ in range(5):
+            await client.send_all(GET)
+            assert b"200" in await client.receive_some(65536)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(wheel) == between
+        await client.send_all(CLOSE)
+        await client.aclose()
