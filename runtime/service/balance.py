@@ -34,13 +34,13 @@ from __future__ import annotations
 import abc
 import math
 import random
-from collections.abc import AsyncIterator, Container, Iterator
+from collections.abc import AsyncIterator, Container
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
     asynccontextmanager,
-    contextmanager,
 )
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -441,14 +441,6 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
         others = [e for e in self._endpoints if e.key not in avoid and e.service.is_ready()]
         return self._two(others) if others else self._pick_ready()
 
-    @contextmanager
-    def _ready_nowait(self, avoid: Container[K]) -> Iterator[Call[Req, Resp]]:
-        endpoint = self._pick_avoiding(avoid) if avoid else self._pick_ready()
-        if endpoint is None:
-            raise trio.WouldBlock
-        with endpoint.service.ready_nowait() as call:
-            yield lambda request: self._send(endpoint, call, request)
-
     def ready(self) -> AbstractAsyncContextManager[Call[Req, Resp]]:
         """Choose an endpoint and reserve it, waiting until one is ready.
 
@@ -468,7 +460,7 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
         Raises:
             trio.WouldBlock: (on entry) no endpoint is ready.
         """
-        return self._ready_nowait(avoid)
+        return _NowaitReservation(self, avoid)
 
     def is_ready(self) -> bool:
         return any(endpoint.service.is_ready() for endpoint in self._endpoints)
@@ -487,6 +479,37 @@ class Balance(Service[Req, Resp], Generic[K, Req, Resp]):
                 for endpoint in self._endpoints
             )
         )
+
+
+class _NowaitReservation(Generic[K, Req, Resp]):
+    """``Balance.ready_nowait()``: chooses and reserves on entry, releases on exit (a class,
+    not a generator context manager: it runs once per try on the proxy's request path)."""
+
+    __slots__ = ("_avoid", "_balance", "_inner")
+
+    def __init__(self, balance: Balance[K, Req, Resp], avoid: Container[K]) -> None:
+        self._balance = balance
+        self._avoid = avoid
+        self._inner: AbstractContextManager[Call[Req, Resp]] | None = None
+
+    def __enter__(self) -> Call[Req, Resp]:
+        balance, avoid = self._balance, self._avoid
+        endpoint = balance._pick_avoiding(avoid) if avoid else balance._pick_ready()
+        if endpoint is None:
+            raise trio.WouldBlock
+        inner = endpoint.service.ready_nowait()
+        call = inner.__enter__()
+        self._inner = inner
+        return lambda request: balance._send(endpoint, call, request)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._inner is not None, "exited without entering"
+        return self._inner.__exit__(exc_type, exc, tb)
 
 
 @asynccontextmanager

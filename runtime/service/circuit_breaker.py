@@ -38,7 +38,8 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 import outcome
@@ -338,13 +339,6 @@ class CircuitBreaker(Service[Req, Resp]):
                 yield self._bind(call, probe)
 
     @contextmanager
-    def _ready_nowait(self) -> Iterator[Call[Req, Resp]]:
-        if not self.is_ready():
-            raise trio.WouldBlock
-        with self._admitted() as probe, self.inner.ready_nowait() as call:
-            yield self._bind(call, probe)
-
-    @contextmanager
     def _admitted(self) -> Iterator[list[bool]]:
         """Admission for a reservation; a probe reservation left unused is given back."""
         probe = [self._admit()]
@@ -375,11 +369,54 @@ class CircuitBreaker(Service[Req, Resp]):
         Raises:
             trio.WouldBlock: (on entry) the circuit is open or the inner service is not ready.
         """
-        return self._ready_nowait()
+        return _NowaitAdmission(self)
 
     def is_ready(self) -> bool:
         self._check_penalty()
         return self._state in (_C, _H) and self.inner.is_ready()
+
+
+class _NowaitAdmission(Generic[Req, Resp]):
+    """``CircuitBreaker.ready_nowait()``: admission and the inner reservation on entry; a
+    probe admission left unused is given back on exit (a class, not a generator context
+    manager: it runs once per try on the proxy's request path)."""
+
+    __slots__ = ("_breaker", "_inner", "_probe")
+
+    def __init__(self, breaker: CircuitBreaker[Req, Resp]) -> None:
+        self._breaker = breaker
+        self._inner: AbstractContextManager[Call[Req, Resp]] | None = None
+        self._probe = [False]
+
+    def __enter__(self) -> Call[Req, Resp]:
+        breaker = self._breaker
+        if not breaker.is_ready():
+            raise trio.WouldBlock
+        probe = self._probe = [breaker._admit()]
+        inner = breaker.inner.ready_nowait()
+        try:
+            call = inner.__enter__()
+        except BaseException:
+            self._give_back()
+            raise
+        self._inner = inner
+        return breaker._bind(call, probe)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._inner is not None, "exited without entering"
+        try:
+            return self._inner.__exit__(exc_type, exc, tb)
+        finally:
+            self._give_back()
+
+    def _give_back(self) -> None:
+        if self._probe[0]:
+            self._breaker._fire(Event.PROBE_ABANDONED)
 
 
 @attrs.frozen

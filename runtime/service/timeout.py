@@ -9,18 +9,18 @@ exit, so waiting for the reservation and the call under it share the same deadli
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
     asynccontextmanager,
-    contextmanager,
 )
-from typing import TypeVar
+from types import TracebackType
+from typing import Generic, TypeVar
 
 import attrs
 
-from runtime.time import Elapsed, move_on_after
+from runtime.time import Elapsed, TimeoutScope, move_on_after
 
 from ._service import Call, Service
 from ._validate import positive
@@ -68,13 +68,6 @@ class Timeout(Service[Req, Resp]):
         if scope.cancelled_caught:
             raise self._elapsed()
 
-    @contextmanager
-    def _ready_nowait(self) -> Iterator[Call[Req, Resp]]:
-        with move_on_after(self.duration) as scope, self.inner.ready_nowait() as call:
-            yield call
-        if scope.cancelled_caught:
-            raise self._elapsed()
-
     def ready(self) -> AbstractAsyncContextManager[Call[Req, Resp]]:
         """Reserve the inner service; the deadline runs from entry until the block ends.
 
@@ -90,7 +83,7 @@ class Timeout(Service[Req, Resp]):
             trio.WouldBlock: (on entry) the inner service is not ready.
             Elapsed: (on exit) the deadline passed inside the block.
         """
-        return self._ready_nowait()
+        return _NowaitDeadline(self)
 
     def is_ready(self) -> bool:
         return self.inner.is_ready()
@@ -100,6 +93,53 @@ class Timeout(Service[Req, Resp]):
             f"no response within {self.duration} s (Timeout covers waiting for readiness and "
             "the call); raise the timeout or find out what is slow"
         )
+
+
+class _NowaitDeadline(Generic[Req, Resp]):
+    """``Timeout.ready_nowait()``: the deadline scope and the inner reservation on entry,
+    both closed on exit (a class, not a generator context manager: it runs once per request
+    on the proxy's path)."""
+
+    __slots__ = ("_inner", "_scope", "_timeout")
+
+    def __init__(self, timeout: Timeout[Req, Resp]) -> None:
+        self._timeout = timeout
+        self._scope: TimeoutScope | None = None
+        self._inner: AbstractContextManager[Call[Req, Resp]] | None = None
+
+    def __enter__(self) -> Call[Req, Resp]:
+        scope = move_on_after(self._timeout.duration)
+        scope.__enter__()
+        inner = self._timeout.inner.ready_nowait()
+        try:
+            call = inner.__enter__()
+        except BaseException as exc:  # trio.WouldBlock: nothing reserved, the scope closes
+            scope.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._scope, self._inner = scope, inner
+        return call
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        scope, inner = self._scope, self._inner
+        assert scope is not None and inner is not None, "exited without entering"
+        try:
+            suppressed = inner.__exit__(exc_type, exc, tb)
+        except BaseException as raised:
+            scope.__exit__(type(raised), raised, raised.__traceback__)
+            if scope.cancelled_caught:
+                raise self._timeout._elapsed() from None  # the deadline's own cancellation
+            raise
+        if suppressed:
+            exc_type, exc, tb = None, None, None
+        scope.__exit__(exc_type, exc, tb)  # what it does not catch goes on, as the caller
+        if scope.cancelled_caught:
+            raise self._timeout._elapsed() from None  # the deadline's own cancellation
+        return suppressed
 
 
 @attrs.frozen

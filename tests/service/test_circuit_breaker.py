@@ -209,6 +209,29 @@ async def test_cancelled_probe_lets_the_next_call_probe(autojump_clock: trio.abc
     assert handle.statistics().reserved == 0
 
 
+async def test_a_nowait_probe_whose_block_fails_is_given_back(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    inner, handle = mock_service()
+    svc = CircuitBreaker(inner, accrual=ConsecutiveFailures(1), min_penalty=1.0, jitter=0.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_expect, svc, Down)
+        (await handle.next_request()).fail(Down())
+    await trio.sleep(1.0)
+    assert svc.state is CircuitState.HALF_OPEN
+    handle.hold()  # the inner service is not ready: no admission is spent on it
+    with pytest.raises(trio.WouldBlock), svc.ready_nowait():
+        pass  # pragma: no cover
+    assert svc.state is CircuitState.HALF_OPEN
+    handle.allow(None)
+    with pytest.raises(KeyError), svc.ready_nowait():
+        assert svc.state is CircuitState.PROBING
+        assert handle.statistics().reserved == 1
+        raise KeyError("the caller's own failure, before any call")
+    assert svc.state is CircuitState.HALF_OPEN  # the probe is back, the reservation too
+    assert handle.statistics().reserved == 0
+
+
 async def test_late_answers_do_not_decide_while_open(autojump_clock: trio.abc.Clock) -> None:
     inner, handle = mock_service()
     svc = CircuitBreaker(inner, accrual=ConsecutiveFailures(1), min_penalty=1.0, jitter=0.0)

@@ -100,6 +100,49 @@ async def test_ready_nowait_call_is_bounded_by_the_deadline(
     assert handle.statistics().reserved == 0
 
 
+async def test_ready_nowait_lets_an_error_of_the_block_through_and_releases(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    inner, handle = mock_service()
+    svc = Timeout(inner, 1.0)
+    with pytest.raises(KeyError, match="the block's own"), svc.ready_nowait():
+        assert handle.statistics().reserved == 1
+        raise KeyError("the block's own")
+    assert handle.statistics().reserved == 0
+    with svc.ready_nowait():  # a block that ends in time raises nothing
+        await trio.sleep(0.5)
+    assert handle.statistics().reserved == 0
+
+
+async def test_ready_nowait_deadline_inside_a_block_that_never_calls(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    inner, handle = mock_service()
+    svc = Timeout(inner, 1.0)
+    start = trio.current_time()
+    caught: BaseException | None = None
+    try:  # not pytest.raises: a trio.Cancelled leaking out of a test does not fail it
+        with svc.ready_nowait():
+            await trio.sleep_forever()
+    except BaseException as exc:
+        caught = exc
+    assert isinstance(caught, Elapsed), caught
+    assert "within 1.0 s" in str(caught)
+    assert trio.current_time() - start == pytest.approx(1.0)
+    assert handle.statistics().reserved == 0
+
+
+async def test_ready_nowait_outer_cancellation_stays_a_cancellation(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    inner, handle = mock_service()
+    svc = Timeout(inner, 10.0)
+    with trio.move_on_after(1.0) as outer, svc.ready_nowait():
+        await trio.sleep_forever()
+    assert outer.cancelled_caught
+    assert handle.statistics().reserved == 0
+
+
 async def test_outer_cancellation_is_not_turned_into_elapsed(
     autojump_clock: trio.abc.Clock,
 ) -> None:
