@@ -136,6 +136,7 @@ class HttptoolsParser:
         self._head_done = False
         self._url = b""
         self._headers = []
+        self._stalled = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -252,8 +253,15 @@ class HttptoolsParser:
         return bool(self._events) or self._in_message or self._closed
 
     def start_next_cycle(self) -> None:
-        """The request is answered; the parser goes on with what it has queued."""
+        """The request is answered; the parser goes on with what it has queued, and with
+        the next request of a busy connection."""
         self._expect_continue = False
+
+    def close(self) -> None:
+        """Let go of httptools' parser, which holds this object's callbacks: dropped without
+        this, the pair is a reference cycle that only the garbage collector frees."""
+        self._parser = None
+        self._dead = True
 
 
 __all__ = ["AVAILABLE", "OBS_FOLD", "SMUGGLING", "HeadEvent", "HttptoolsParser"]

@@ -564,6 +564,7 @@ class _HttpConnection:
                 self.phase = self.handler_stage = _NONE
                 if outcome is _COOL:
                     self.scope = _NO_SCOPE
+                    self._drop_parser()  # a cold connection holds no parser
                     continue  # idle a while: wait cold (``first``: bytes that came just then)
                 await self._stop_watcher()
                 if isinstance(outcome, _Abort):
@@ -576,6 +577,7 @@ class _HttpConnection:
         finally:
             server._connections.pop(self, None)
             self.phase = self.handler_stage = _NONE
+            self._drop_parser()
             self.io.close()
             self.handler.close()
             if self.watch_scope is not None:
@@ -583,6 +585,12 @@ class _HttpConnection:
                 assert self.watch_done is not None
                 with trio.CancelScope(shield=True):
                     await self.watch_done.wait()
+
+    def _drop_parser(self) -> None:
+        parser = self.h11
+        if type(parser) is HttptoolsParser:
+            parser.close()
+        self.h11 = None
 
     async def _one_request(self, first: bytes) -> bool:
         """Read, handle and answer one request; False when the connection should close.
@@ -898,16 +906,16 @@ class _HttpConnection:
         self.head_tail = b"\n"
         self.head_chunks = []
         if type(old) is HttptoolsParser and not old.upgraded:
-            old.start_next_cycle()  # it goes on parsing what it has (see _httptools)
+            # It goes on parsing what it has (see _httptools), and the next request too: a
+            # busy connection keeps it, a cold one lets it go (_drop_parser).
+            old.start_next_cycle()
             self.carried_over = old.has_pending()
-            if not self.carried_over:
-                self.h11 = None  # an idle connection holds no parser
             return
         data, closed = old.trailing_data
         data = bytes(data).lstrip(b"\r\n")
+        self._drop_parser()  # h11's, or an upgrade's: between requests it holds no parser
         self.carried_over = bool(data) or closed
         if not self.carried_over:
-            self.h11 = None  # an idle connection holds no parser
             return
         parser = self.h11 = self.server._new_parser()
         if data:

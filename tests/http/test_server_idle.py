@@ -3,11 +3,13 @@ parser), the keep-alive deadline across both, and a drain in either."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
 from runtime.http import HttpConfig, HttpServer, Request, Response
 from runtime.http import _server as server_module
+from runtime.http._httptools import HttptoolsParser
 from runtime.testing import MemoryConnection, MemoryListener
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -257,4 +259,41 @@ async def test_a_request_that_comes_as_the_warm_wait_ends_is_answered(
         with trio.fail_after(5):
             assert b"200 OK" in await read_response(client)
         assert server.server.statistics().accepted == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_httptools_parser_is_kept_while_warm_and_let_go_cold_and_at_the_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A busy connection parses its requests with one httptools parser; going cold or closing
+    # lets go of it, and of httptools' own parser, which holds its callbacks (a cycle that
+    # only the garbage collector would free otherwise: one per request, before).
+    pytest.importorskip("httptools")
+    listener = MemoryListener()
+    server = HttpServer(hello, [listener], HttpConfig(keep_alive_timeout=30, parser="httptools"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        client = await listener.connect()
+        await client.send_all(GET)
+        await read_response(client)
+        await trio.testing.wait_all_tasks_blocked()
+        (conn,) = connections(server)
+        first = conn.h11
+        assert isinstance(first, HttptoolsParser)
+        for _ in range(3):
+            await client.send_all(GET)
+            assert b"200 OK" in await read_response(client)
+            await trio.testing.wait_all_tasks_blocked()
+            assert conn.h11 is first  # warm: the same parser, request after request
+        await trio.sleep(server_module._WARM_IDLE + 0.5)
+        assert conn.h11 is None and first._parser is None  # cold: let go, cycle broken
+        await client.send_all(GET)
+        assert b"200 OK" in await read_response(client)
+        await trio.testing.wait_all_tasks_blocked()
+        second = conn.h11
+        assert isinstance(second, HttptoolsParser) and second is not first
+        await client.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        assert not connections(server)
+        assert second._parser is None  # closed: let go at the end too
         nursery.cancel_scope.cancel()
