@@ -12,6 +12,7 @@ flight finish within the grace and exits 0.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import signal
 import sys
@@ -290,6 +291,11 @@ def run_proxy(config_path: str, *, check: bool = False) -> int:
             f"routes, {len(config.upstreams)} upstreams)"
         )
         return 0
+    # What is loaded by now (modules, classes, the config) lives as long as the process: out
+    # of the collector's way, a full collection walks only what came after (before, a pause
+    # of 20-30 ms on a 2-core machine, in the middle of whatever requests were running).
+    gc.collect()
+    gc.freeze()
     try:
         run(
             functools.partial(serve_proxy, config, path=str(Path(config_path))),
