@@ -29,7 +29,8 @@ What runs:
   - ``shared``: the upstream and the proxy share core 0, the load tool has core 1. Then a
     request waits for whichever of the two has the core to yield it, on the way in and on
     the way out: this layout measures how two busy processes take turns on one core as much
-    as the proxy (on some days even haproxy, at a tenth of a core, added about 0.9 ms at the median).
+    as the proxy (on some days even haproxy, at a tenth of a core, added about 0.9 ms at
+    the median).
 
   The CPU of the load tool and of the upstream is printed, with a warning above ~70% of its
   core for the load tool, where it may be setting the pace. In ``split`` the upstream and wrk
