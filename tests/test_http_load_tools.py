@@ -192,8 +192,7 @@ class SigtermUnderWrk:
                 chunk = os.read(fd, 65536)
                 assert chunk, f"wrk ended early: {seen!r}"
                 seen += chunk
-            server.proc.send_signal(signal.SIGTERM)
-            self.code, self.server_err = server.stop()
+            self.code, self.server_err = server.stop()  # one SIGTERM: a second could kill it
             load.send_signal(signal.SIGINT)
             rest, _ = load.communicate(timeout=HANG_GUARD)
             self.wrk_out = seen.decode() + rest
