@@ -242,9 +242,28 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-def _split_target(target: str) -> tuple[str, str]:
+def _split_target(target: str) -> tuple[str | None, str, str]:
+    """``(authority, path, query)`` of a request-target.
+
+    The origin form (``/a?b``) has no authority. The absolute form (``http://host:port/a?b``,
+    RFC 9112 section 3.2.2) is accepted as servers must: its path and query are taken as if
+    the origin form had been sent, and its authority is returned for the caller to use in
+    place of ``Host``. Any other form (``*``, an authority alone) is kept whole as the path.
+    """
+    if target[:1] != "/":
+        lower = target[:8].lower()
+        if lower.startswith(("http://", "https://")):
+            rest = target[target.index("//") + 2 :]
+            end = len(rest)
+            for mark in "/?#":
+                found = rest.find(mark)
+                if found != -1 and found < end:
+                    end = found
+            authority, rest = rest[:end], rest[end:].partition("#")[0]
+            path, _, query = rest.partition("?")
+            return authority.rpartition("@")[2] or None, path or "/", query
     path, _, query = target.partition("?")
-    return path, query
+    return None, path, query
 
 
 @attrs.define(eq=False)
@@ -259,8 +278,11 @@ class Request:
         http_version: ``"1.1"`` or ``"1.0"``.
         peer_address: The client's address, from the connection.
         scheme: ``"http"`` or ``"https"``.
-        path: The target before ``?``.
+        path: The target before ``?`` (of an absolute-form target, the path part of it).
         query: The target after ``?`` (``""`` if none).
+        authority: The ``host[:port]`` of an absolute-form target
+            (``GET http://api.example/items``), which RFC 9112 puts before ``Host``; ``None``
+            for the usual origin form.
         extensions: Free room for middleware and adapters (e.g. route parameters).
     """
 
@@ -273,10 +295,11 @@ class Request:
     scheme: str = "http"
     path: str = attrs.field(init=False)
     query: str = attrs.field(init=False)
+    authority: str | None = attrs.field(init=False)
     extensions: dict[str, Any] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        self.path, self.query = _split_target(self.target)
+        self.authority, self.path, self.query = _split_target(self.target)
 
     async def json(self, max_bytes: int = 1 << 20) -> Any:
         """The body parsed as JSON (at most ``max_bytes``). See :meth:`Body.json`."""

@@ -554,7 +554,7 @@ class Proxy:
         return handle
 
     def route_for(self, listener: str, request: Request) -> Route | None:
-        host = _host_without_port(request.headers.get("host"))
+        host = _host_without_port(request.authority or request.headers.get("host"))
         for route in self.routes:
             if route.matches(listener, host, request.path, request.method):
                 return route
@@ -617,16 +617,16 @@ class Proxy:
             body, replayable = request.body, False
         peer = request.peer_address
         peer_host = peer[0] if isinstance(peer, tuple) else None
-        headers = forwarded(
-            end_to_end(request.headers),
-            peer=peer_host,
-            scheme=scheme,
-            host=request.headers.get("host"),
-            rid=rid,
-        )
+        pairs = end_to_end(request.headers)
+        target, host = request.target, request.headers.get("host")
+        if request.authority is not None:  # absolute form: its authority wins over Host
+            target = f"{request.path}?{request.query}" if request.query else request.path
+            host = request.authority
+            pairs = [(n, v) for n, v in pairs if n.lower() != "host"] + [("host", host)]
+        headers = forwarded(pairs, peer=peer_host, scheme=scheme, host=host, rid=rid)
         if isinstance(body, Body) and length is not None:
             headers.append(("content-length", str(length)))
-        return ProxyRequest(request.method, request.target, headers, body, replayable, config)
+        return ProxyRequest(request.method, target, headers, body, replayable, config)
 
     def _log(
         self,

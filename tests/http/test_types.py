@@ -267,6 +267,27 @@ def test_request_splits_path_and_query(target: str, path: str, query: str) -> No
     assert (request.target, request.path, request.query) == (target, path, query)
 
 
+@pytest.mark.parametrize(
+    ("target", "authority", "path", "query"),
+    [
+        ("/a?b", None, "/a", "b"),
+        ("http://api.example/items?page=2", "api.example", "/items", "page=2"),
+        ("HTTP://api.example:8080", "api.example:8080", "/", ""),
+        ("https://[::1]:8443/x#frag", "[::1]:8443", "/x", ""),
+        ("http://user:pw@api.example/x", "api.example", "/x", ""),
+        ("http://api.example?q=1", "api.example", "/", "q=1"),
+        ("http:///no-host", None, "/no-host", ""),
+        ("ftp://files.example/x", None, "ftp://files.example/x", ""),  # not ours: kept whole
+    ],
+)
+def test_request_takes_an_absolute_form_target_apart(
+    target: str, authority: str | None, path: str, query: str
+) -> None:
+    request = Request("GET", target)
+    assert (request.authority, request.path, request.query) == (authority, path, query)
+    assert request.target == target  # as sent
+
+
 def test_request_defaults_and_fresh_containers() -> None:
     a, b = Request("GET", "/"), Request("GET", "/")
     assert (a.http_version, a.scheme, a.peer_address) == ("1.1", "http", None)

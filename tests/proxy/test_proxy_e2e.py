@@ -182,6 +182,34 @@ async def test_a_well_formed_request_id_is_kept_and_a_bad_one_replaced() -> None
     assert ids[1] != "bad id with spaces" and len(ids[1]) == 32
 
 
+async def test_an_absolute_form_target_is_routed_by_its_host_and_sent_in_origin_form() -> None:
+    seen: list[Request] = []
+
+    async def record(request: Request) -> Response:
+        seen.append(request)
+        return Response.text("ok\n")
+
+    with trio.fail_after(GUARD):
+        async with (
+            upstream(record) as port,
+            proxy(config_text([port], host="api.example")) as (app, _),
+        ):
+            stream = await trio.open_tcp_stream("127.0.0.1", app.ports["web"])
+            # RFC 9112 section 3.2.2: the target's authority wins over the Host header
+            await stream.send_all(
+                b"GET http://api.example:8080/a?b=1 HTTP/1.1\r\nHost: elsewhere\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            reply = b""
+            while chunk := await stream.receive_some():
+                reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 "), reply
+    (got,) = seen
+    assert got.target == "/a?b=1"
+    assert got.headers.get_all("host") == ["api.example:8080"]
+    assert got.headers["x-forwarded-host"] == "api.example:8080"
+
+
 async def test_a_get_is_retried_past_a_refused_endpoint() -> None:
     with trio.fail_after(GUARD):
         async with upstream(hello) as port:
