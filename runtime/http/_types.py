@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import http
 import json as _json
+import urllib.parse
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -250,18 +251,14 @@ def _split_target(target: str) -> tuple[str | None, str, str]:
     the origin form had been sent, and its authority is returned for the caller to use in
     place of ``Host``. Any other form (``*``, an authority alone) is kept whole as the path.
     """
-    if target[:1] != "/":
-        lower = target[:8].lower()
-        if lower.startswith(("http://", "https://")):
-            rest = target[target.index("//") + 2 :]
-            end = len(rest)
-            for mark in "/?#":
-                found = rest.find(mark)
-                if found != -1 and found < end:
-                    end = found
-            authority, rest = rest[:end], rest[end:].partition("#")[0]
-            path, _, query = rest.partition("?")
-            return authority.rpartition("@")[2] or None, path or "/", query
+    if target[:1] != "/" and target[:8].lower().startswith(("http://", "https://")):
+        try:
+            parts = urllib.parse.urlsplit(target)
+        except ValueError:  # "http://[::1/x": not a URI; kept whole like any other form
+            pass
+        else:
+            authority = parts.netloc.rpartition("@")[2] or None  # userinfo is never used
+            return authority, parts.path or "/", parts.query
     path, _, query = target.partition("?")
     return None, path, query
 

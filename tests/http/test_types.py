@@ -278,6 +278,7 @@ def test_request_splits_path_and_query(target: str, path: str, query: str) -> No
         ("http://api.example?q=1", "api.example", "/", "q=1"),
         ("http:///no-host", None, "/no-host", ""),
         ("ftp://files.example/x", None, "ftp://files.example/x", ""),  # not ours: kept whole
+        ("http://[::1/x", None, "http://[::1/x", ""),  # not a URI: kept whole, no error
     ],
 )
 def test_request_takes_an_absolute_form_target_apart(

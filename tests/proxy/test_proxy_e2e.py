@@ -123,17 +123,23 @@ async def rst(stream: trio.SocketStream) -> None:
     await stream.aclose()
 
 
-async def hello(request: Request) -> Response:
-    return Response.text(f"hello from {request.path}\n")
-
-
-async def test_a_get_is_forwarded_with_forwarded_headers_and_a_request_id() -> None:
+def recorder() -> tuple[list[Request], Callable[[Request], Awaitable[Response]]]:
+    """An upstream handler that keeps every request it gets, and the list it keeps them in."""
     seen: list[Request] = []
 
     async def record(request: Request) -> Response:
         seen.append(request)
         return Response.text("ok\n")
 
+    return seen, record
+
+
+async def hello(request: Request) -> Response:
+    return Response.text(f"hello from {request.path}\n")
+
+
+async def test_a_get_is_forwarded_with_forwarded_headers_and_a_request_id() -> None:
+    seen, record = recorder()
     with trio.fail_after(GUARD):
         async with (
             upstream(record) as port,
@@ -183,12 +189,7 @@ async def test_a_well_formed_request_id_is_kept_and_a_bad_one_replaced() -> None
 
 
 async def test_an_absolute_form_target_is_routed_by_its_host_and_sent_in_origin_form() -> None:
-    seen: list[Request] = []
-
-    async def record(request: Request) -> Response:
-        seen.append(request)
-        return Response.text("ok\n")
-
+    seen, record = recorder()
     with trio.fail_after(GUARD):
         async with (
             upstream(record) as port,
